@@ -1,0 +1,513 @@
+"""Student-teacher dialogues (§4.1-4.3): the data, the teachers, batched KV-cached generation, the rollout.
+
+A problem becomes a dialogue. The teacher opens with the problem (u_1^T). At each turn t the
+student replies (u_t^S ~ pi_S(.|c_t)); its answer is checked by verify.py; a correct answer ends
+the dialogue (its `success_turn` is t), otherwise the teacher, who holds private knowledge k_t
+(the reference answer, or test results on the student's latest program), replies with feedback
+(u_{t+1}^T ~ pi_T(.|c_t, u_t^S, k_t)). After N student turns the dialogue ends unsolved.
+
+    python dialogue.py                    # roll out 4 tiny-world dialogues and print them
+
+What other files rely on:
+  * `rollout(...) -> list[Dialogue]`: B problems x g dialogues in lockstep; every active student
+    turn of a round is generated in one batch, every teacher turn in another.
+  * `Dialogue.ids` / `Dialogue.student_mask`: the training sequence is the concatenation of the
+    dialogue's segments (role, token ids); the mask is 1 exactly on student-generated tokens (their
+    end-of-turn token included, the template's role header excluded). Student tokens are kept as
+    generated: never decoded and re-encoded (BPE merges across a boundary would change them).
+  * `generate(model, prompts, max_new_tokens, ...) -> list[list[int]]`: a hand-written sampling loop
+    over a KV cache; greedy equals Hugging Face `generate(do_sample=False)` token for token.
+  * `ChatFormat`: the token ids of each segment, from the model's own chat template, which is checked
+    at start-up to be prefix-preserving (else training sequences would differ from what was sampled).
+
+Deviations from the paper: each student turn re-reads the whole dialogue (no KV cache is kept across
+turns: simpler, and the teacher's turn would have to be prefilled anyway); the lazy-user teacher of
+sharded tasks reveals shards verbatim instead of paraphrasing them with an LLM.
+"""
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+
+import torch
+
+from tasks import Problem
+import verify
+
+
+class UserError(Exception):
+    """A mistake the user can fix (a bad model id, an unusable chat template): printed as one sentence."""
+
+
+# ---------------------------------------------------------------------------------------------
+# The data: a dialogue is a list of segments (role, token ids) plus what happened at each turn.
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class Dialogue:
+    problem: Problem
+    segments: list[tuple[str, list[int]]] = field(default_factory=list)  # role is "teacher" or "student"
+    messages: list[dict] = field(default_factory=list)  # readable: {"role", "turn", "text", ...verdict}
+    success_turn: int | None = None     # turn t of the first correct answer (1-based), None if unsolved
+    done: bool = False
+    truncated: bool = False             # cut by the token budget: excluded from training, not scored 0
+    leaks: int = 0                      # teacher replies that contained the gold answer
+    group: int = 0                      # index of the problem in its batch (GRPO groups)
+
+    @property
+    def ids(self) -> list[int]:
+        return [i for _, seg in self.segments for i in seg]
+
+    @property
+    def student_mask(self) -> list[int]:
+        return [int(role == "student") for role, seg in self.segments for _ in seg]
+
+    @property
+    def turns(self) -> int:
+        return sum(m["role"] == "student" for m in self.messages)
+
+    def student_turns(self) -> list[dict]:
+        return [m for m in self.messages if m["role"] == "student"]
+
+    def to_json(self, with_ids: bool = False) -> dict:
+        d = {"problem_id": self.problem.id, "task": self.problem.task, "gold": self.problem.answer,
+             "success_turn": self.success_turn, "turns": self.turns, "truncated": self.truncated,
+             "leaks": self.leaks, "group": self.group, "messages": self.messages,
+             "n_student_tokens": sum(self.student_mask), "n_tokens": len(self.ids)}
+        if with_ids:
+            d["segments"] = [[role, seg] for role, seg in self.segments]
+        return d
+
+    def render(self) -> str:
+        """The dialogue as a person reads it."""
+        lines = [f"[{self.problem.id}] gold: {self.problem.answer}  ->  "
+                 + (f"solved at turn {self.success_turn}" if self.success_turn else "unsolved")
+                 + (" (truncated)" if self.truncated else "")]
+        for m in self.messages:
+            if m["role"] == "teacher":
+                lines.append(f"  teacher  | {m['text']}" + ("   [LEAK]" if m.get("leak") else ""))
+            else:
+                verdict = {True: "correct", False: "wrong", None: "no answer"}[m.get("correct")]
+                lines.append(f"  student {m['turn']}| {m['text']}   [{verdict}]")
+        return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# The rollout: the whole inner loop of §4.2, batched.
+# ---------------------------------------------------------------------------------------------
+
+def rollout(student, tokenizer, problems: list[Problem], teacher, *, group_size: int = 1,
+            max_turns: int = 4, max_turn_tokens: int = 256, max_dialogue_tokens: int = 2048,
+            temperature: float = 1.0, top_p: float = 1.0, seed: int = 0, chat: ChatFormat | None = None,
+            on_incorrect=None, progress: bool = False) -> list[Dialogue]:
+    """Roll out len(problems) x group_size dialogues for at most `max_turns` student turns.
+
+    The budget is per dialogue (`max_dialogue_tokens`, the student's context), not per turn: a
+    dialogue that runs out of it is marked truncated and ends. `on_incorrect(dialogues, turn)` is
+    Q-priming's hook (qprime.py): it may replace wrong student turns before the teacher answers.
+    """
+    chat = chat or ChatFormat(tokenizer)
+    dialogues = []
+    for i, p in enumerate(problems):
+        for _ in range(group_size):
+            d = Dialogue(problem=p, group=i)
+            opening = teacher.opening(p)
+            d.segments.append(("teacher", chat.opening(opening)))
+            d.messages.append({"role": "teacher", "turn": 1, "text": opening})
+            dialogues.append(d)
+    bar = _progress(max_turns, "rollout", progress)
+    for t in range(1, max_turns + 1):
+        active = [d for d in dialogues if not d.done]
+        for d in active:                       # no room left for a student turn: cut, not scored
+            if max_dialogue_tokens - len(d.ids) < 2:
+                d.truncated = d.done = True
+        active = [d for d in active if not d.done]
+        if not active:
+            break
+        budgets = [min(max_turn_tokens, max_dialogue_tokens - len(d.ids)) for d in active]
+        outs = generate(student, [d.ids for d in active], budgets, temperature=temperature, top_p=top_p,
+                        stop_token_ids=chat.stop_ids, pad_token_id=chat.pad_id, seed=seed * 1000 + t)
+        texts = tokenizer.batch_decode([[i for i in out if i not in chat.stop_ids] for out in outs],
+                                       skip_special_tokens=True)
+        for d, out, text in zip(active, outs, texts):
+            d.segments.append(("student", out))
+            verdict = judge(d.problem, text)
+            d.messages.append({"role": "student", "turn": t, "text": text.strip(), **verdict})
+            if out[-1] not in chat.stop_ids:   # ran out of budget mid-turn
+                d.truncated = d.done = True
+            elif verdict["correct"]:
+                d.success_turn, d.done = t, True
+        wrong = [d for d in active if not d.done]
+        if on_incorrect is not None and wrong:
+            on_incorrect(wrong, t)
+        if t < max_turns and wrong:
+            replies = teacher.reply(wrong)
+            for d, reply in zip(wrong, replies):
+                if reply is None:              # the teacher has nothing left to say (last shard given)
+                    d.done = True
+                    continue
+                leak = d.problem.answer is not None and verify.mentions_answer(reply, d.problem.answer)
+                d.leaks += leak
+                d.segments.append(("teacher", chat.teacher_turn(reply)))
+                d.messages.append({"role": "teacher", "turn": t + 1, "text": reply, "leak": leak})
+        bar.update(1)
+        bar.set_postfix(solved=f"{sum(d.success_turn is not None for d in dialogues)}/{len(dialogues)}")
+    bar.close()
+    for d in dialogues:
+        d.done = True
+    return dialogues
+
+
+def judge(problem: Problem, text: str) -> dict:
+    """R(s_t, a_t): is this student turn a correct answer? Also what kind of turn it is.
+
+    Returns {"correct": True | False | None (no answer given), "answer": ..., "feedback": ...}.
+    For code, `feedback` is what the tests say about the program: the teacher's private knowledge k_t.
+    """
+    if problem.task == "code":
+        program = verify.extract_program(text)
+        if program is None:
+            return {"correct": None, "feedback": "No program was given (put it in a ```python block)."}
+        result = verify.check_code(program, [t for t in problem.tests if t.get("public", True)],
+                                   func_name=problem.func_name)
+        return {"correct": result.passed, "feedback": result.feedback}
+    answer = verify.extract_answer(text)
+    if answer is None:
+        return {"correct": None, "answer": None}
+    return {"correct": verify.math_equal(answer, problem.answer), "answer": answer}
+
+
+def is_question(text: str) -> bool:
+    """A turn that asks instead of answering: no boxed answer or program, and a question mark."""
+    return "?" in text and verify.extract_answer(text) is None and "```" not in text
+
+
+# ---------------------------------------------------------------------------------------------
+# Teachers: one small interface. opening(problem) -> str; reply(dialogues) -> list[str | None].
+# ---------------------------------------------------------------------------------------------
+
+class HintTeacher:
+    """The tiny world's scripted teacher: it knows the answer and gives corrective hints that carry
+    real information (one digit the student got wrong), and answers questions about the digits.
+    It never states the whole answer, so a student that uses its hints solves any problem in <= 3 turns.
+    """
+
+    def opening(self, problem: Problem) -> str:
+        return problem.statement
+
+    def reply(self, dialogues: list[Dialogue]) -> list[str]:
+        return [hint_reply(d.problem.answer, d.student_turns()[-1]["text"]) for d in dialogues]
+
+
+def hint_reply(gold: str, student_text: str) -> str:
+    """The scripted teacher's reply to one student turn (also used to write the tiny world's warm-up)."""
+    if is_question(student_text):
+        q = student_text.lower()
+        if "last digit" in q:
+            return f"The last digit is {gold[-1]}."
+        if "tens digit" in q:
+            return f"The tens digit is {gold[-2]}."
+        return "I can't tell you that. Ask me about a digit."
+    answer = verify.extract_answer(student_text)
+    if answer is None or not answer.strip().lstrip("-").isdigit():
+        return "Please give your final answer as a number in \\boxed{}."
+    answer = answer.strip()
+    if answer[-1] != gold[-1]:
+        return f"Not quite. The last digit is {gold[-1]}."
+    if len(answer) < 2 or answer[-2] != gold[-2]:
+        return f"Not quite. The tens digit is {gold[-2]}."
+    return "Not quite. Check the hundreds."
+
+
+class ShardTeacher:
+    """The lazy user of sharded tasks (Lost in Conversation, §5.1): it opens with the vague first shard
+    and reveals one more shard each turn, whatever the student said (a question it can't answer gets
+    the next shard too). After the student's reply to the last shard the dialogue ends (reply None).
+    """
+
+    def opening(self, problem: Problem) -> str:
+        return problem.shards[0]
+
+    def reply(self, dialogues: list[Dialogue]) -> list[str | None]:
+        replies = []
+        for d in dialogues:
+            revealed = sum(m["role"] == "teacher" for m in d.messages)
+            replies.append(d.problem.shards[revealed] if revealed < len(d.problem.shards) else None)
+        return replies
+
+
+class ModelTeacher:
+    """A frozen LLM teacher (§4.1): by default a frozen copy of the student's starting weights.
+
+    It sees the dialogue from its side (the student's turns as "user", its own as "assistant") and,
+    in its instructions, the private knowledge k_t: the reference solution and answer for math, the
+    test results of the student's latest program for code. It is told to guide without revealing.
+    """
+
+    def __init__(self, model, tokenizer, max_new_tokens: int = 512, temperature: float = 0.7, seed: int = 0):
+        self.model, self.tokenizer = model, tokenizer
+        self.chat = ChatFormat(tokenizer)
+        self.max_new_tokens, self.temperature, self.seed, self.calls = max_new_tokens, temperature, seed, 0
+
+    def opening(self, problem: Problem) -> str:
+        return student_instructions(problem) + problem.statement
+
+    def reply(self, dialogues: list[Dialogue]) -> list[str]:
+        prompts = [self.chat.encode_messages(self.teacher_view(d)) for d in dialogues]
+        self.calls += 1
+        outs = generate(self.model, prompts, self.max_new_tokens, temperature=self.temperature,
+                        stop_token_ids=self.chat.stop_ids, pad_token_id=self.chat.pad_id,
+                        seed=self.seed * 7919 + self.calls)
+        texts = self.tokenizer.batch_decode(outs, skip_special_tokens=True)
+        return [t.strip() for t in texts]
+
+    def teacher_view(self, d: Dialogue) -> list[dict]:
+        msgs = [{"role": "user", "content": TEACHER_PROMPT.format(
+            problem=d.problem.statement, private_knowledge=private_knowledge(d))}]
+        for m in d.messages[1:]:
+            role = "user" if m["role"] == "student" else "assistant"
+            msgs.append({"role": role, "content": m["text"]})
+        return msgs
+
+
+TEACHER_PROMPT = """You are a patient teacher helping a student solve a problem through conversation.
+The problem:
+{problem}
+
+What you know and the student does not:
+{private_knowledge}
+
+The student's messages follow. Reply to the latest one in a few sentences: point out what is wrong, or \
+answer the student's question, so that the student can find the answer. Never state the final answer \
+or the corrected code yourself."""
+
+
+def private_knowledge(d: Dialogue) -> str:
+    """k_t: static for math (the reference), the latest test results for code (it changes each turn)."""
+    p = d.problem
+    if p.task == "code":
+        last = d.student_turns()[-1] if d.student_turns() else {}
+        return "Results of the public tests on the student's latest program:\n" + last.get("feedback", "none yet")
+    if p.shards:
+        return f"The full problem: {p.statement}\nThe final answer: {p.answer}"
+    return f"Reference solution: {p.solution}\nThe final answer: {p.answer}"
+
+
+def student_instructions(problem: Problem) -> str:
+    """What a real model is told before the problem (the tiny world's student needs none)."""
+    if problem.task == "code":
+        return ("Write a Python program for the task below. Put it in one ```python block. A teacher who "
+                "sees test results will reply; use the feedback to fix your program.\n\n")
+    return ("Solve the problem below. Put your final answer in \\boxed{}. A teacher will reply; "
+            "use the feedback to improve your answer.\n\n")
+
+
+# ---------------------------------------------------------------------------------------------
+# The chat template, segment by segment.
+# ---------------------------------------------------------------------------------------------
+
+class ChatFormat:
+    """Token ids of dialogue segments from the model's own chat template.
+
+    The student's ids are appended exactly as generated (they end with the end-of-turn token). What
+    follows them, up to the next student turn, is one teacher segment: whatever the template writes
+    after the end-of-turn token (e.g. Qwen's newline), the user message with the teacher's reply,
+    and the assistant header. That construction is exact only if the template is prefix-preserving
+    (rendering a longer conversation never rewrites an earlier part), which __init__ checks.
+    """
+
+    PLACEHOLDER = "<<STUDENT_TURN>>"
+
+    def __init__(self, tokenizer, check: bool = True):
+        self.tok = tokenizer
+        if getattr(tokenizer, "chat_template", None) is None:
+            raise UserError(f"The tokenizer of {tokenizer.name_or_path!r} has no chat template; use an "
+                            "instruction-tuned (chat) model, whose template defines the roles.")
+        after = self._render([{"role": "user", "content": "U"}, {"role": "assistant", "content": self.PLACEHOLDER}])
+        after = after[after.rindex(self.PLACEHOLDER) + len(self.PLACEHOLDER):]
+        end_ids = tokenizer.encode(after, add_special_tokens=False)
+        if not end_ids or end_ids[0] not in set(tokenizer.all_special_ids) | set(tokenizer.added_tokens_decoder):
+            raise UserError(f"The chat template of {tokenizer.name_or_path!r} does not end an assistant turn "
+                            "with a special token, so a student turn has no stop token; use a chat model.")
+        self.end_of_turn = end_ids[0]
+        self.end_text = tokenizer.decode([self.end_of_turn])
+        self.tail = after[after.index(self.end_text) + len(self.end_text):]  # e.g. "\n" after <|im_end|>
+        stop = {self.end_of_turn}
+        if tokenizer.eos_token_id is not None:
+            stop.add(tokenizer.eos_token_id)
+        self.stop_ids = sorted(stop)
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.end_of_turn
+        if check:
+            self.check_prefix_preserving()
+
+    def _render(self, messages, add_generation_prompt=False) -> str:
+        return self.tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+
+    def encode(self, text: str) -> list[int]:
+        return self.tok.encode(text, add_special_tokens=False)
+
+    def opening(self, teacher_text: str) -> list[int]:
+        """The teacher's first turn (the problem) and the assistant header: u_1^T."""
+        return self.encode_messages([{"role": "user", "content": teacher_text}])
+
+    def encode_messages(self, messages: list[dict]) -> list[int]:
+        return self.encode(self._render(messages, add_generation_prompt=True))
+
+    def teacher_turn(self, teacher_text: str) -> list[int]:
+        return self.encode(self._teacher_text(teacher_text))
+
+    def _teacher_text(self, teacher_text: str) -> str:
+        short = [{"role": "user", "content": "U"}, {"role": "assistant", "content": self.PLACEHOLDER}]
+        before = self._render(short)
+        after = self._render(short + [{"role": "user", "content": teacher_text}], add_generation_prompt=True)
+        return self.tail + after[len(before):]
+
+    def check_prefix_preserving(self):
+        """The segments, concatenated, must equal the template's rendering of the whole dialogue."""
+        turns = ["First answer.", "Second answer."]
+        if "<think>" in self.tok.get_vocab():   # Qwen3 strips earlier <think> blocks: not prefix-preserving
+            turns = ["<think>\nreasoning\n</think>\n\nFirst answer.", "Second answer."]
+        messages = [{"role": "user", "content": "Problem."}]
+        built = self._render(messages, add_generation_prompt=True)
+        for i, answer in enumerate(turns):
+            messages += [{"role": "assistant", "content": answer}, {"role": "user", "content": f"Feedback {i}."}]
+            built += answer + self.end_text + self._teacher_text(f"Feedback {i}.")
+        full = self._render(messages, add_generation_prompt=True)
+        if built != full:
+            raise UserError(f"The chat template of {self.tok.name_or_path!r} is not prefix-preserving (rendering "
+                            "a longer dialogue rewrites earlier turns), so the trained sequence would differ from "
+                            "the sampled one; pass a template that keeps earlier turns verbatim.")
+
+
+# ---------------------------------------------------------------------------------------------
+# Batched generation over a KV cache.
+# ---------------------------------------------------------------------------------------------
+
+@torch.no_grad()
+def generate(model, prompts: list[list[int]], max_new_tokens: int | list[int], temperature: float = 1.0,
+             top_p: float = 1.0, stop_token_ids=(), pad_token_id: int = 0, seed: int | None = None,
+             sync_every: int = 16) -> list[list[int]]:
+    """Sample a continuation of each prompt; return each one's new tokens (ending with its stop token
+    if it stopped). temperature=0 is greedy. `max_new_tokens` may differ per prompt.
+
+    Prompts are left-padded into one batch (B, L); position ids count real tokens only, so a padded
+    prompt computes exactly what it would alone. Each step feeds one token per row through the cache.
+    Speed: the loop never asks the device for a value except every `sync_every` steps, when it also
+    drops finished rows from the batch and the cache, so a few long replies don't make every row pay.
+    """
+    device = next(model.parameters()).device
+    B = len(prompts)
+    budgets = [max_new_tokens] * B if isinstance(max_new_tokens, int) else list(max_new_tokens)
+    T = max(budgets)
+    L = max(len(p) for p in prompts)
+    input_ids = torch.full((B, L), pad_token_id, dtype=torch.long)
+    attention = torch.zeros((B, L), dtype=torch.long)
+    for i, p in enumerate(prompts):
+        input_ids[i, L - len(p):] = torch.tensor(p, dtype=torch.long)
+        attention[i, L - len(p):] = 1
+    input_ids, attention = input_ids.to(device), attention.to(device)             # (B, L)
+    position = (attention.cumsum(-1) - 1).clamp(min=0)                            # (B, L)
+    budget = torch.tensor(budgets, device=device)                                 # (B,)
+    stop = torch.tensor(sorted(set(stop_token_ids)) or [-1], device=device)
+    gen = torch.Generator(device=device).manual_seed(seed) if seed is not None else None
+
+    from transformers import DynamicCache
+    cache = DynamicCache(config=model.config)
+    logits = model(input_ids=input_ids, attention_mask=attention, position_ids=position,
+                   past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1]  # (B, V)
+    out = torch.full((B, T), pad_token_id, dtype=torch.long, device=device)       # (B, T)
+    rows = torch.arange(B, device=device)          # which original prompt each live row is
+    finished = torch.zeros(B, dtype=torch.bool, device=device)
+    next_pos = position[:, -1] + 1                                                # (B,)
+    for step in range(T):
+        token = _sample(logits, temperature, top_p, gen)                          # (B_live,)
+        token = torch.where(finished, pad_token_id, token)
+        out[rows, step] = token
+        finished = finished | torch.isin(token, stop) | (step + 1 >= budget[rows])
+        if step + 1 == T:
+            break
+        if (step + 1) % sync_every == 0:           # the only host sync: stop, or shrink the batch
+            live = (~finished).nonzero().squeeze(1)
+            if live.numel() == 0:
+                break
+            if live.numel() < rows.numel():
+                cache.batch_select_indices(live)
+                rows, finished, token = rows[live], finished[live], token[live]
+                attention, next_pos = attention[live], next_pos[live]
+        attention = torch.cat([attention, attention.new_ones((attention.shape[0], 1))], dim=1)
+        logits = model(input_ids=token[:, None], attention_mask=attention, position_ids=next_pos[:, None],
+                       past_key_values=cache, use_cache=True).logits[:, -1]        # (B_live, V)
+        next_pos = next_pos + 1
+
+    results = []
+    stop_set = set(stop_token_ids)
+    for seq, n in zip(out.tolist(), budgets):
+        seq = seq[:n]
+        for j, tok in enumerate(seq):
+            if tok in stop_set:
+                seq = seq[:j + 1]
+                break
+        results.append(seq)
+    return results
+
+
+def _sample(logits: torch.Tensor, temperature: float, top_p: float, gen) -> torch.Tensor:
+    """Next token per row from logits (B, V): greedy at temperature 0, else nucleus sampling."""
+    if temperature == 0:
+        return logits.argmax(-1)
+    probs = torch.softmax(logits.float() / temperature, dim=-1)                  # (B, V)
+    if top_p < 1.0:
+        sorted_p, order = probs.sort(dim=-1, descending=True)
+        drop = sorted_p.cumsum(-1) - sorted_p > top_p     # keep the smallest prefix whose mass reaches top_p
+        sorted_p = sorted_p.masked_fill(drop, 0.0)
+        probs = torch.zeros_like(probs).scatter(-1, order, sorted_p)
+    return torch.multinomial(probs, 1, generator=gen).squeeze(1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Models: the embedded tiny model, or any Hugging Face causal LM by hub id or local path.
+# ---------------------------------------------------------------------------------------------
+
+def load_model(name: str, device: str | None = None, seed: int = 0):
+    """(model, tokenizer): bf16 on CUDA, fp32 on CPU. "tiny" builds (or reuses) the tiny world's model."""
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "tiny":
+        import tinyworld
+        model, tokenizer = tinyworld.load_tiny(seed=seed)
+        return model.to(device), tokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name)
+        model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype)
+    except (OSError, ValueError) as e:
+        raise UserError(f"Could not load the model {name!r} ({str(e).splitlines()[0][:120]}); pass a local "
+                        "folder in save_pretrained format, or a hub id while online (huggingface-cli login "
+                        "for gated models such as Gemma).") from None
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model.to(device).eval(), tokenizer
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    from tqdm.auto import tqdm
+    return tqdm(total=total, desc=desc, disable=not enabled, leave=False, dynamic_ncols=True)
+
+
+def write_jsonl(path, rows):
+    """Append-free atomic write: the file is whole or absent, never half-written."""
+    import os
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        for r in rows:
+            f.write(json.dumps(r) + "\n")
+    os.replace(tmp, path)
+
+
+if __name__ == "__main__":
+    import tasks
+    model, tok = load_model("tiny")
+    problems = tasks.tiny_math_problems("test", n=4, seed=random.randrange(1000))
+    for d in rollout(model, tok, problems, HintTeacher(), max_turns=4, temperature=1.0):
+        print(d.render(), "\n")

@@ -1,0 +1,444 @@
+"""Where problems come from (§5.1): the tiny world's generators and the real datasets' loaders.
+
+Every source returns a list of `Problem`. A problem carries what the student sees first
+(`statement`, or the opening shard of an underspecified task) and the teacher's private
+knowledge (the gold `answer` and reference `solution` for math; the `tests` for code).
+
+    python tasks.py                                  # print a few tiny-world problems
+    python tasks.py omni-math path/to/test.jsonl     # ... and three problems of a dataset ("hub" to download)
+
+The real datasets (formats in ../shared/datasets.md) are read from a local path, or fetched
+from the Hugging Face hub with `huggingface_hub.hf_hub_download` when online.
+"""
+from __future__ import annotations
+
+import ast
+import base64
+import hashlib
+import io
+import json
+import os
+import pickle
+import random
+import sys
+import zlib
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Problem:
+    id: str
+    task: str                              # "math" | "code"
+    statement: str                         # the fully specified problem, as the student sees it
+    answer: str | None = None              # math: the gold final answer (LaTeX); code: None
+    solution: str = ""                     # a reference solution (private knowledge; single-turn SFT target)
+    tests: list[dict] = field(default_factory=list)   # code: [{"input", "output", "testtype"}] or [{"assert": str}]
+    func_name: str | None = None           # code: the function LiveCodeBench's functional tests call
+    starter_code: str = ""                 # code: the signature the program must keep
+    shards: list[str] | None = None        # sharded task: shards[0] is the vague opening, then one piece per turn
+    source: str = ""                       # which dataset or generator it came from
+    meta: dict = field(default_factory=dict)
+
+
+def split_of(key: str, test_fraction: float) -> str:
+    """Deterministic train/test assignment by hash: the same problem is always on the same side."""
+    h = int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    return "test" if h < test_fraction else "train"
+
+
+# ---------------------------------------------------------------------------------------------
+# The tiny world: two-digit arithmetic with exact answers.
+# ---------------------------------------------------------------------------------------------
+
+def tiny_math_problems(split: str, n: int | None = None, seed: int = 0) -> list[Problem]:
+    """All (a, op, b) with a, b in 10..99, op in {+, -} and a result >= 10, split 80/20 by hash.
+
+    Train and test never share a problem. With `n`, a seeded random sample of that split.
+    """
+    problems = []
+    for a in range(10, 100):
+        for b in range(10, 100):
+            for op in "+-":
+                y = a + b if op == "+" else a - b
+                if y < 10:
+                    continue
+                key = f"{a}{op}{b}"
+                if split_of(key, 0.2) != split:
+                    continue
+                problems.append(Problem(
+                    id=f"tiny-{key}", task="math", statement=f"What is {a} {op} {b}?", answer=str(y),
+                    solution=f"{a} {op} {b} = {y}, so the answer is \\boxed{{{y}}}.", source="tiny",
+                    shards=[f"Compute a {'sum' if op == '+' else 'difference'}.", f"The first number is {a}.",
+                            f"The second number is {b}."],
+                    meta={"a": a, "b": b, "op": op}))
+    if n is not None:
+        problems = random.Random(seed).sample(problems, min(n, len(problems)))
+    return problems
+
+
+# ---------------------------------------------------------------------------------------------
+# --- The real datasets ---
+# Each loader reads a local file (tests/fixtures/ has a tiny one of each), or, given None or
+# "hub", downloads the dataset's file from the Hugging Face hub. A file it can't read ends in one
+# DataError sentence naming the file, the line or row, and what is wrong.
+# ---------------------------------------------------------------------------------------------
+
+# How a code problem's statement tells the student how its program will be run.
+CODE_PROMPT_STARTER = ("Write your solution in Python, starting from the code below and keeping its "
+                       "signature:\n```python\n{starter_code}\n```")
+CODE_PROMPT_STDIN = "Write a Python program that reads the input from standard input and prints the answer."
+
+
+class DataError(ValueError):
+    """A dataset that can't be read. The message is one sentence: the CLI prints it without a traceback."""
+
+
+def load_omni_math(path: str | None = None, split: str = "train", n_train: int = 2000, n_test: int = 500,
+                   seed: int = 0) -> list[Problem]:
+    """Omni-MATH (JSONL: problem, answer, solution, domain, difficulty, source), split by seed.
+
+    The row indices are shuffled with `random.Random(seed)`: the first `n_train` are train, the next
+    `n_test` test (the paper's 2,000 / 500). A smaller file is split in the same proportion.
+    Ids are `omni-<row>`, stable across runs, so a run can write its split's ids down.
+    """
+    if split not in ("train", "test"):
+        raise ValueError(f"Omni-MATH has splits 'train' and 'test', not {split!r}.")
+    if path in (None, "hub"):
+        path = _hub_file("Omni-MATH", "KbsdJames/Omni-MATH", "test.jsonl")
+    rows = _read_jsonl(path)
+    order = list(range(len(rows)))
+    random.Random(seed).shuffle(order)
+    if len(rows) < n_train + n_test:
+        n_train = round(len(rows) * n_train / (n_train + n_test))
+        n_test = len(rows) - n_train
+    chosen = order[:n_train] if split == "train" else order[n_train:n_train + n_test]
+    problems = []
+    for i in chosen:
+        where, row = rows[i]
+        problems.append(Problem(
+            id=f"omni-{i}", task="math", statement=_get(row, "problem", str, where),
+            # a gold answer wrapped in $...$ or \boxed{} is kept: verify.math_equal normalises it
+            answer=str(_get(row, "answer", (str, int, float), where)).strip(),
+            solution=_get(row, "solution", str, where, default=""), source=_get(row, "source", str, where, default=""),
+            meta={"domain": _get(row, "domain", list, where, default=[]),
+                  "difficulty": _get(row, "difficulty", (int, float), where, default=None), "row": i}))
+    return problems
+
+
+def load_livecodebench(path: str | None = None, release: int = 6, n: int | None = None) -> list[Problem]:
+    """LiveCodeBench code generation: a JSONL file, or a folder of test.jsonl, test2.jsonl, ... test<release>.jsonl.
+
+    The tests are the public and the private test cases, each marked with "public": True/False
+    (the teacher sees the public ones' results; the verifier runs them all). With `n`, the first n.
+    """
+    names = ["test.jsonl"] + [f"test{k}.jsonl" for k in range(2, release + 1)]  # release_vN = files 1..N
+    if path in (None, "hub"):
+        files = [_hub_file("LiveCodeBench", "livecodebench/code_generation_lite", name) for name in names]
+    elif os.path.isdir(path):
+        files = [os.path.join(path, name) for name in names if os.path.isfile(os.path.join(path, name))]
+        if not files:
+            raise DataError(f"The folder {path} holds none of {', '.join(names)}: "
+                            "pass a LiveCodeBench JSONL file or its folder with --data.")
+    else:
+        files = [path]
+    problems = []
+    for file in files:
+        for where, row in _read_jsonl(file):
+            starter = _get(row, "starter_code", str, where, default="")
+            problems.append(Problem(
+                id=f"lcb-{_get(row, 'question_id', (str, int), where)}", task="code",
+                statement=code_statement(_get(row, "question_content", str, where), starter),
+                tests=_code_tests(row, where), func_name=_func_name(row, where), starter_code=starter,
+                source=_get(row, "platform", str, where, default="livecodebench"),
+                meta={"question_id": row["question_id"], "difficulty": row.get("difficulty"),
+                      "contest_date": row.get("contest_date"), "title": row.get("question_title")}))
+    return problems[:n] if n is not None else problems
+
+
+def load_opencodeinstruct(path: str | None = None, n: int | None = None, seed: int = 0) -> list[Problem]:
+    """OpenCodeInstruct (parquet or a JSONL export: id, input, output, unit_tests, ...): code training data.
+
+    The tests are the row's `assert` strings; the reference solution is `output` (markdown with a
+    python block). With `n`, a seeded sample of n rows. From the hub, parquet shards are fetched one
+    by one until n rows are in hand (all of them, millions of rows, without n).
+    """
+    if path in (None, "hub"):
+        repo = "nvidia/OpenCodeInstruct"
+        try:
+            import huggingface_hub
+            shards = sorted(f for f in huggingface_hub.list_repo_files(repo, repo_type="dataset")
+                            if f.startswith("data/train-") and f.endswith(".parquet"))
+        except Exception as e:
+            raise DataError(f"Could not list the files of OpenCodeInstruct ({repo}) on the Hugging Face hub "
+                            f"({type(e).__name__}): pass a local parquet or JSONL file with --data.") from e
+        rows = []
+        for shard in shards:
+            rows += _read_rows(_hub_file("OpenCodeInstruct", repo, shard))
+            if n is not None and len(rows) >= n:
+                break
+    else:
+        rows = _read_rows(path)
+    problems = []
+    for i, (where, row) in enumerate(rows):
+        asserts = _decode_unit_tests(_get(row, "unit_tests", (str, list), where), where)
+        if not asserts:
+            continue  # a problem with no tests can't be verified, so it can't be rewarded
+        problems.append(Problem(
+            id=f"oci-{row.get('id') or i}", task="code", statement=_get(row, "input", str, where),
+            solution=_get(row, "output", str, where), tests=[{"assert": a} for a in asserts],
+            source="opencodeinstruct",
+            meta={"domain": row.get("domain"), "generation_algorithm": row.get("generation_algorithm"),
+                  "average_test_score": row.get("average_test_score")}))
+    if n is not None and n < len(problems):
+        problems = random.Random(seed).sample(problems, n)
+    return problems
+
+
+def load_lost_in_conversation(path: str | None = None, task: str = "math") -> list[Problem]:
+    """Lost in Conversation (one JSON list): the sharded math or code tasks.
+
+    `shards[0]` is the vague opening request; each later shard reveals one more piece. Math gold is
+    the number after the last `####` line of the GSM8K-style `answer`; code tests are LiveCodeBench's.
+    """
+    if task not in ("math", "code"):
+        raise ValueError(f"Lost in Conversation loads task 'math' or 'code', not {task!r}.")
+    if path in (None, "hub"):
+        path = _hub_file("Lost in Conversation", "microsoft/lost_in_conversation", "lost_in_conversation.json")
+    _check_file(path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            entries = json.load(f)
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path} is not valid JSON at line {e.lineno}, column {e.colno}: {e.msg}.") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path} is not UTF-8 text.") from None
+    if not isinstance(entries, list):
+        raise DataError(f"{path} should hold one JSON list of tasks, not a {type(entries).__name__}.")
+    problems = []
+    for i, entry in enumerate(entries):
+        where = f"{path}, entry {i}"
+        if not isinstance(entry, dict):
+            raise DataError(f"{where} is a {type(entry).__name__}, not a JSON object.")
+        if entry.get("task") != task:
+            continue
+        shards = _get(entry, "shards", list, where)
+        if not shards or not all(isinstance(s, dict) and isinstance(s.get("shard"), str)
+                                 and isinstance(s.get("shard_id"), int) for s in shards):
+            raise DataError(f"{where}: 'shards' should be a non-empty list of {{\"shard_id\": int, \"shard\": str}}.")
+        p = Problem(id=f"lic-{_get(entry, 'task_id', (str, int), where)}", task=task, statement="",
+                    shards=[s["shard"] for s in sorted(shards, key=lambda s: s["shard_id"])],
+                    source=f"lost_in_conversation/{entry.get('source', task)}")
+        if task == "math":
+            p.statement = _get(entry, "question", str, where)
+            p.solution = _get(entry, "answer", str, where)
+            finals = [line for line in p.solution.splitlines() if line.strip().startswith("####")]
+            if not finals:
+                raise DataError(f"{where}: the answer has no '#### <number>' line to take the gold answer from.")
+            p.answer = finals[-1].strip()[4:].strip().replace(",", "")  # GSM8K writes 1,000 now and then
+        else:
+            # LiveCodeBench-derived tasks have question_content; HumanEval-derived ones a prompt (signature + docstring)
+            p.starter_code = (_get(entry, "starter_code", str, where, default="")
+                              or _get(entry, "prompt", str, where, default=""))
+            question = (_get(entry, "question_content", str, where, default="")
+                        or "Complete the following Python function.")
+            p.statement = code_statement(question, p.starter_code)
+            p.tests, p.func_name = _code_tests(entry, where), _func_name(entry, where)
+        problems.append(p)
+    return problems
+
+
+def load_task(name: str, path: str | None = None, split: str = "train", n: int | None = None,
+              seed: int = 0) -> list[Problem]:
+    """The CLI's `--data`: a dataset by name. LiveCodeBench and Lost in Conversation are evaluation-only
+    (they have no split: `split` is ignored); with `n`, the first n (a seeded sample for OpenCodeInstruct)."""
+    if name == "tiny":
+        return tiny_math_problems(split, n, seed)
+    if name == "omni-math":
+        problems = load_omni_math(path, split, seed=seed)   # already a seeded shuffle: the first n are a sample
+    elif name == "livecodebench":
+        problems = load_livecodebench(path)
+    elif name == "opencodeinstruct":
+        return load_opencodeinstruct(path, n, seed)
+    elif name in ("lic-math", "lic-code"):
+        problems = load_lost_in_conversation(path, name.removeprefix("lic-"))
+    else:
+        raise ValueError(f"Unknown dataset {name!r}: choose one of {', '.join(DATASETS)}.")
+    return problems[:n] if n is not None else problems
+
+
+DATASETS = ("tiny", "omni-math", "livecodebench", "opencodeinstruct", "lic-math", "lic-code")
+
+
+def code_statement(question: str, starter_code: str) -> str:
+    """A code problem as the student sees it: the question, then how its program will be run."""
+    how = (CODE_PROMPT_STARTER.format(starter_code=starter_code.rstrip()) if starter_code.strip()
+           else CODE_PROMPT_STDIN)
+    return f"{question.strip()}\n\n{how}"
+
+
+# --- helpers: reading files, checking fields, decoding tests ---
+
+def _hub_file(dataset: str, repo_id: str, filename: str) -> str:
+    """The local path of one file of a hub dataset (downloaded once, then cached by huggingface_hub)."""
+    try:
+        import huggingface_hub
+        return huggingface_hub.hf_hub_download(repo_id=repo_id, filename=filename, repo_type="dataset")
+    except Exception as e:  # offline, hub unreachable, gated repo, renamed file: all end the same way
+        raise DataError(f"Could not download {dataset} ({repo_id}, file {filename}) from the Hugging Face hub "
+                        f"({type(e).__name__}): pass a local path with --data.") from e
+
+
+def _check_file(path: str) -> None:
+    if not os.path.isfile(path):
+        raise DataError(f"No data file at {path}: pass the path of a local file with --data (or 'hub' to download it).")
+
+
+def _read_rows(path: str) -> list[tuple[str, dict]]:
+    """(where, row) pairs from a .parquet file or a JSONL file; `where` names the file and row or line."""
+    if not path.endswith(".parquet"):
+        return _read_jsonl(path)
+    _check_file(path)
+    try:
+        import pyarrow.parquet  # optional: only the parquet path needs it
+    except ImportError:
+        raise DataError(f"Reading {path} needs pyarrow: `pip install pyarrow`, or export the data to JSONL.") from None
+    try:
+        rows = pyarrow.parquet.read_table(path).to_pylist()
+    except Exception as e:
+        raise DataError(f"{path} is not a readable parquet file ({e}).") from None
+    return [(f"{path}, row {i}", row) for i, row in enumerate(rows)]
+
+
+def _read_jsonl(path: str) -> list[tuple[str, dict]]:
+    """(where, row) pairs, one per non-blank line; `where` is "<file>, line <N>" (N from 1)."""
+    _check_file(path)
+    rows = []
+    try:
+        with open(path, encoding="utf-8") as f:
+            for lineno, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                where = f"{path}, line {lineno}"
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise DataError(f"{where} is not valid JSON ({e.msg} at column {e.colno}).") from None
+                if not isinstance(row, dict):
+                    raise DataError(f"{where} is a JSON {type(row).__name__}, not an object.")
+                rows.append((where, row))
+    except UnicodeDecodeError:
+        raise DataError(f"{path} is not UTF-8 text.") from None
+    return rows
+
+
+_MISSING = object()
+
+
+def _get(row: dict, key: str, types, where: str, default=_MISSING):
+    """row[key], checked against `types`; a missing key is an error unless a default is given."""
+    if key not in row or row[key] is None:
+        if default is _MISSING:
+            raise DataError(f"{where} has no field {key!r}.")
+        return default
+    if not isinstance(row[key], types) or isinstance(row[key], bool):
+        want = " or ".join(t.__name__ for t in (types if isinstance(types, tuple) else (types,)))
+        raise DataError(f"{where}: field {key!r} should be a {want}, not a {type(row[key]).__name__}.")
+    return row[key]
+
+
+def _func_name(row: dict, where: str) -> str | None:
+    """LiveCodeBench's metadata is a JSON string, Lost in Conversation's a dict: both may name func_name."""
+    meta = row.get("metadata") or {}
+    if isinstance(meta, str):
+        try:
+            meta = json.loads(meta)
+        except json.JSONDecodeError:
+            raise DataError(f"{where}: field 'metadata' is not valid JSON.") from None
+    if not isinstance(meta, dict):
+        raise DataError(f"{where}: field 'metadata' should be a JSON object, not a {type(meta).__name__}.")
+    return meta.get("func_name") or None
+
+
+def _code_tests(row: dict, where: str) -> list[dict]:
+    """Public then private test cases, each {"input", "output", "testtype", "public"}."""
+    tests = []
+    for key, public in (("public_test_cases", True), ("private_test_cases", False)):
+        value = row.get(key)
+        if value in (None, ""):
+            if public:
+                raise DataError(f"{where} has no field 'public_test_cases'.")
+            continue
+        for t in decode_test_cases(value, f"{where}, field {key!r}"):
+            if not (isinstance(t, dict) and isinstance(t.get("input"), str) and isinstance(t.get("output"), str)):
+                raise DataError(f"{where}: a test in {key!r} is not an object with string 'input' and 'output'.")
+            tests.append({**t, "public": public})
+    return tests
+
+
+def decode_test_cases(value, where: str) -> list:
+    """A list of test cases from a list, a JSON string, or LiveCodeBench's base64(zlib(pickle(json_string)))."""
+    if isinstance(value, list):
+        return value
+    if not isinstance(value, str):
+        raise DataError(f"{where} should be a JSON string or a list, not a {type(value).__name__}.")
+    try:
+        tests = json.loads(value)
+        if isinstance(tests, list):
+            return tests
+    except json.JSONDecodeError:
+        pass
+    try:
+        payload = _PlainUnpickler(io.BytesIO(zlib.decompress(base64.b64decode(value, validate=True)))).load()
+    except pickle.UnpicklingError as e:
+        raise DataError(f"{where} {e}.") from None
+    except Exception as e:
+        raise DataError(f"{where} is neither a JSON list nor base64(zlib(pickle(JSON))) "
+                        f"({type(e).__name__}: {e}).") from None
+    if not isinstance(payload, str):
+        raise DataError(f"{where} unpickles to a {type(payload).__name__}, not the expected JSON string.")
+    try:
+        tests = json.loads(payload)
+    except json.JSONDecodeError as e:
+        raise DataError(f"{where} unpickles to text that is not valid JSON ({e.msg}).") from None
+    if not isinstance(tests, list):
+        raise DataError(f"{where} decodes to a {type(tests).__name__}, not a list of test cases.")
+    return tests
+
+
+class _PlainUnpickler(pickle.Unpickler):
+    """The payload is a plain pickled str: any class reference (os.system, ...) could run code, so all are refused."""
+
+    def find_class(self, module, name):
+        raise pickle.UnpicklingError(f"holds a pickle that references {module}.{name}; refused to load it "
+                                     "(only a plain pickled string is accepted)")
+
+
+def _decode_unit_tests(value, where: str) -> list[str]:
+    """OpenCodeInstruct's unit_tests: a JSON list of assert strings (a Python literal in some exports)."""
+    tests = value
+    if isinstance(value, str):
+        try:
+            tests = json.loads(value)
+        except json.JSONDecodeError:
+            try:
+                tests = ast.literal_eval(value)
+            except (ValueError, SyntaxError):
+                raise DataError(f"{where}: field 'unit_tests' is neither JSON nor a Python list literal.") from None
+    if not (isinstance(tests, list) and all(isinstance(t, str) for t in tests)):
+        raise DataError(f"{where}: field 'unit_tests' should be a list of assert strings.")
+    return tests
+
+
+if __name__ == "__main__":
+    # python tasks.py                          three tiny-world problems
+    # python tasks.py omni-math data.jsonl     and three problems of a dataset (a path, or "hub")
+    for p in tiny_math_problems("train", n=3):
+        print(p.id, "|", p.statement, "|", p.answer, "|", p.shards)
+    if len(sys.argv) == 3:
+        try:
+            loaded = load_task(sys.argv[1], sys.argv[2])
+        except DataError as e:
+            sys.exit(str(e))
+        print(f"\n{len(loaded)} problems from {sys.argv[1]}:")
+        for p in loaded[:3]:
+            print(f"--- {p.id} ({p.source}): {len(p.tests)} tests, answer={p.answer!r}\n{p.statement[:500]}")

@@ -1,0 +1,173 @@
+"""dialogue.py: generation equals Hugging Face's, segments and masks are exact, the rollout loop's rules."""
+import pytest
+import torch
+
+import dialogue
+import tasks
+from dialogue import ChatFormat, Dialogue, HintTeacher, ShardTeacher, UserError, generate, rollout
+
+
+def _prompts(tok):
+    texts = ["What is 12 + 30?", "Hi", "A longer prompt, with more characters in it."]
+    return [tok.encode(t, add_special_tokens=False) for t in texts]
+
+
+def _hf_greedy(model, prompts, n, pad, stop=None):
+    L = max(map(len, prompts))
+    ids = torch.tensor([[pad] * (L - len(p)) + p for p in prompts])
+    att = torch.tensor([[0] * (L - len(p)) + [1] * len(p) for p in prompts])
+    out = model.generate(input_ids=ids, attention_mask=att, max_new_tokens=n, do_sample=False,
+                         pad_token_id=pad, eos_token_id=stop)
+    return out[:, L:].tolist()
+
+
+def test_greedy_equals_hf_generate(tok, model):
+    prompts, pad = _prompts(tok), tok.pad_token_id
+    ours = generate(model, prompts, 24, temperature=0, pad_token_id=pad)
+    theirs = _hf_greedy(model, prompts, 24, pad)
+    assert ours == theirs
+    assert all(len(o) == 24 for o in ours)
+    # and each prompt alone gives what it gives in the batch (left padding is invisible)
+    for p, o in zip(prompts, ours):
+        assert generate(model, [p], 24, temperature=0, pad_token_id=pad)[0] == o
+
+
+def test_greedy_with_stops_equals_hf_and_compaction(tok, model):
+    prompts, pad = _prompts(tok), tok.pad_token_id
+    free = generate(model, prompts, 30, temperature=0, pad_token_id=pad)
+    stop = free[0][5]                     # row 0 stops at step 6; others whenever they emit it
+    ours = generate(model, prompts, 30, temperature=0, stop_token_ids=[stop], pad_token_id=pad, sync_every=2)
+    theirs = _hf_greedy(model, prompts, 30, pad, stop=stop)
+    assert ours[0][-1] == stop and len(ours[0]) <= 6
+    for o, t in zip(ours, theirs):        # HF pads after the stop; ours ends at it
+        assert t[:len(o)] == o
+        assert o[-1] == stop or len(o) == 30
+
+
+def test_per_row_budgets_and_seeded_sampling(tok, model):
+    prompts, pad = _prompts(tok), tok.pad_token_id
+    out = generate(model, prompts, [3, 7, 1], temperature=1.0, pad_token_id=pad, seed=5)
+    assert [len(o) for o in out] == [3, 7, 1]
+    again = generate(model, prompts, [3, 7, 1], temperature=1.0, pad_token_id=pad, seed=5)
+    assert out == again
+    # a nucleus so small that only the top token survives is greedy
+    nucleus = generate(model, prompts, 10, temperature=1.0, top_p=1e-6, pad_token_id=pad, seed=1)
+    assert nucleus == generate(model, prompts, 10, temperature=0, pad_token_id=pad)
+
+
+def test_chat_format_segments_equal_template(tok):
+    chat = ChatFormat(tok)
+    assert chat.stop_ids == [tok.eos_token_id]
+    ids = chat.opening("Q?") + tok.encode("\\boxed{1}", add_special_tokens=False) + [chat.end_of_turn] \
+        + chat.teacher_turn("No.")
+    msgs = [{"role": "user", "content": "Q?"}, {"role": "assistant", "content": "\\boxed{1}"},
+            {"role": "user", "content": "No."}]
+    assert tok.decode(ids) == tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+
+
+def test_chat_format_rejects_bad_templates(tok):
+    import copy
+    bad = copy.deepcopy(tok)
+    # rewrites history: only the last assistant message is kept, like a template that strips old reasoning
+    bad.chat_template = ("{% for m in messages %}{% if m['role'] != 'assistant' or loop.last %}"
+                         "<|{{ m['role'] }}|>{{ m['content'] }}<|end|>{% endif %}{% endfor %}"
+                         "{% if add_generation_prompt %}<|assistant|>{% endif %}")
+    with pytest.raises(UserError, match="prefix-preserving"):
+        ChatFormat(bad)
+    bad.chat_template = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+                         "{% if add_generation_prompt %}assistant: {% endif %}")
+    with pytest.raises(UserError, match="special token"):
+        ChatFormat(bad)
+    bad.chat_template = None
+    with pytest.raises(UserError, match="no chat template"):
+        ChatFormat(bad)
+
+
+def test_rollout_segments_masks_and_kept_ids(tok, model):
+    chat = ChatFormat(tok)
+    problems = tasks.tiny_math_problems("test", n=2, seed=0)
+    ds = rollout(model, tok, problems, HintTeacher(), group_size=2, max_turns=3, max_turn_tokens=12,
+                 max_dialogue_tokens=400, temperature=1.0, seed=3, chat=chat)
+    assert len(ds) == 4 and [d.group for d in ds] == [0, 0, 1, 1]
+    for d in ds:
+        ids, mask = d.ids, d.student_mask
+        assert len(ids) == len(mask)
+        for role, seg in d.segments:   # the mask is 1 exactly on student segments, 0 on every teacher token
+            assert role in ("teacher", "student")
+        teacher_tokens = [i for (r, s) in d.segments if r == "teacher" for i in s]
+        assert sum(mask) == len(ids) - len(teacher_tokens)
+        assert d.segments[0][0] == "teacher" and d.segments[0][1] == chat.opening(d.problem.statement)
+        # the role header of the student's turn is in the teacher segment before it, never under the mask
+        for (r0, s0), (r1, s1) in zip(d.segments, d.segments[1:]):
+            if r1 == "student":
+                assert r0 == "teacher" and s0[-1] == tok.convert_tokens_to_ids("<|assistant|>")
+    # the student's tokens are exactly the sampled ones (never decoded and re-encoded)
+    first = generate(model, [chat.opening(p.statement) for p in problems for _ in range(2)], 12,
+                     temperature=1.0, stop_token_ids=chat.stop_ids, pad_token_id=chat.pad_id, seed=3 * 1000 + 1)
+    assert [d.segments[1][1] for d in ds] == first
+
+
+def _scripted(monkeypatch, tok, replies_by_turn):
+    """Replace the student model: at turn t every active dialogue says replies_by_turn[t-1][row]."""
+    chat = ChatFormat(tok)
+    calls = []
+
+    def fake_generate(model, prompts, max_new_tokens, **kw):
+        t = len(calls)
+        calls.append(len(prompts))
+        outs = []
+        for i, _ in enumerate(prompts):
+            ids = tok.encode(replies_by_turn[t][i], add_special_tokens=False) + [chat.end_of_turn]
+            n = max_new_tokens[i] if isinstance(max_new_tokens, list) else max_new_tokens
+            outs.append(ids[:n])
+        return outs
+    monkeypatch.setattr(dialogue, "generate", fake_generate)
+    return calls
+
+
+def test_rollout_ends_at_first_success_and_teacher_hints(monkeypatch, tok):
+    p = tasks.Problem(id="p", task="math", statement="What is 40 + 45?", answer="85")
+    calls = _scripted(monkeypatch, tok, [["\\boxed{84}", "\\boxed{85}"], ["\\boxed{85}"], ["x"]])
+    ds = rollout(None, tok, [p], HintTeacher(), group_size=2, max_turns=4)
+    assert calls == [2, 1]                       # the solved dialogue is not generated for again
+    assert ds[0].success_turn == 2 and ds[1].success_turn == 1
+    assert ds[0].messages[2] == {"role": "teacher", "turn": 2, "text": "Not quite. The last digit is 5.",
+                                 "leak": False}
+    assert [m["correct"] for m in ds[0].student_turns()] == [False, True]
+
+
+def test_rollout_unsolved_after_n_turns_and_truncation(monkeypatch, tok):
+    p = tasks.Problem(id="p", task="math", statement="What is 40 + 45?", answer="85")
+    _scripted(monkeypatch, tok, [["\\boxed{84}", "x" * 300]] + [["\\boxed{75}"]] * 3)
+    ds = rollout(None, tok, [p], HintTeacher(), group_size=2, max_turns=4, max_dialogue_tokens=200)
+    assert ds[0].success_turn is None and ds[0].turns == 4 and not ds[0].truncated
+    assert ds[0].messages[-1]["role"] == "student"          # no teacher reply after the last turn
+    assert ds[1].truncated and ds[1].turns == 1 and len(ds[1].ids) <= 200
+
+
+def test_rollout_counts_teacher_leaks(monkeypatch, tok):
+    class Leaky(HintTeacher):
+        def reply(self, dialogues):
+            return ["It is 85." for _ in dialogues]
+    p = tasks.Problem(id="p", task="math", statement="What is 40 + 45?", answer="85")
+    _scripted(monkeypatch, tok, [["\\boxed{84}"], ["\\boxed{84}"], ["\\boxed{84}"]])
+    d = rollout(None, tok, [p], Leaky(), max_turns=3)[0]
+    assert d.leaks == 2 and all(m.get("leak") for m in d.messages[1:] if m["role"] == "teacher")
+
+
+def test_shard_teacher_reveals_one_shard_per_turn_then_stops(monkeypatch, tok):
+    p = tasks.tiny_math_problems("test", n=1, seed=0)[0]
+    _scripted(monkeypatch, tok, [["What are the numbers?"], ["\\boxed{1}"], ["\\boxed{2}"], ["\\boxed{3}"]])
+    d = rollout(None, tok, [p], ShardTeacher(), max_turns=10)[0]
+    teacher = [m["text"] for m in d.messages if m["role"] == "teacher"]
+    assert teacher == p.shards                    # one shard per turn, in order, and nothing after the last
+    assert d.turns == len(p.shards) and d.success_turn is None
+
+
+def test_hint_teacher_answers_questions_and_never_states_the_answer():
+    assert dialogue.hint_reply("85", "What is the last digit?") == "The last digit is 5."
+    assert dialogue.hint_reply("85", "What is the tens digit?") == "The tens digit is 8."
+    assert dialogue.hint_reply("85", "\\boxed{75}") == "Not quite. The tens digit is 8."
+    assert dialogue.hint_reply("85", "I think so.") .startswith("Please give")
+    for x in range(10, 200):
+        assert "85" not in dialogue.hint_reply("85", f"\\boxed{{{x}}}")
