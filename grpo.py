@@ -1,0 +1,346 @@
+"""Online SML: GRPO on whole dialogues with discounted trajectory rewards (Eq. 2-3, §4.3, §5.4).
+
+Each step rolls out B problems x g dialogues (g = 8, N = 4 turns), gives each dialogue the reward
+r = gamma^(t-1) if the student's first correct answer is at turn t (gamma = 0.7) and 0 if it never
+is, normalises rewards within each problem's group (Eq. 3), and takes a policy-gradient step on the
+student's tokens only. beta = 0 (no KL) as in the paper.
+
+    python sml.py --task math --method mt-rl       # this file's loop, run from the recipe
+    python grpo.py                                  # a few steps on the tiny world, printing metrics
+
+Implementation details, one by one:
+  1. The reward is per dialogue and discounted over turns, so solving sooner is worth more; all student
+     tokens of a dialogue share its advantage (no turn-level credit assignment, as in the paper).
+  2. Advantage = (r - mean of its group) / (std of its group + eps), std with Bessel's correction.
+     A group whose rewards are all equal carries no signal: its advantage is exactly 0, and the
+     fraction of such groups is logged (with binary-ish rewards and g = 8 it is often large).
+  3. Log-probs are computed only where the next token is a student token, in chunks of positions, each
+     chunk's logits recomputed in the backward pass, so a 150k vocabulary never holds full fp32 logits
+     for the whole batch (8 x 2048 x 152k floats would be ~10 GB).
+  4. Loss normalisation: token-mean over all student tokens of the batch. Every student token weighs
+     the same, so a long dialogue counts in proportion to its length. The alternative, the original
+     GRPO's per-sequence mean, gives each dialogue equal weight and so shrinks each token of a long
+     (usually failed, multi-turn) dialogue, which biases towards long wrong answers (Dr. GRPO's point).
+  5. One optimiser step per batch (the default, on-policy) needs no ratio: pi/pi_old = 1. With
+     --ppo-epochs > 1 the batch is reused and the PPO ratio is clipped at 1 +/- eps (eps = 0.2).
+  6. Optional KL to a frozen reference with the k3 estimator, exp(ref - logp) - (ref - logp) - 1, with
+     weight beta (default 0, as in the paper; then no reference model is kept at all).
+  7. Dialogues cut by the token budget are excluded from the loss, not scored 0 (their reward is unknown).
+  8. A step whose loss or gradient is NaN/inf is skipped and counted; K in a row stop the run.
+Deviations: single-turn baselines (N = 1) use the same code with max_turns = 1; the paper's exact
+optimiser settings are not given, ours are AdamW with the CLI's --lr and gradient clipping at 1.0.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
+
+import dialogue
+
+
+def trajectory_reward(success_turn: int | None, gamma: float = 0.7) -> float:
+    """G(tau), discounted over turns: gamma^(t-1) for a first correct answer at turn t, else 0."""
+    return 0.0 if success_turn is None else gamma ** (success_turn - 1)
+
+
+def group_advantages(rewards: torch.Tensor, group_size: int, eps: float = 1e-6):
+    """Eq. 3 within each group of `group_size` consecutive dialogues. Returns (advantages, zero-variance fraction)."""
+    r = rewards.view(-1, group_size)                                        # (n_groups, g)
+    mean, std = r.mean(dim=1, keepdim=True), r.std(dim=1, keepdim=True)     # (n_groups, 1)
+    flat = (r == r[:, :1]).all(dim=1, keepdim=True)                         # (n_groups, 1) all rewards equal
+    adv = torch.where(flat, torch.zeros_like(r), (r - mean) / (std + eps))  # (n_groups, g)
+    return adv.view(-1), flat.float().mean().item()
+
+
+def policy_loss(logp, mask, advantages, old_logp=None, ref_logp=None, clip_eps: float = 0.2,
+                beta: float = 0.0, n_tokens: float | None = None):
+    """The GRPO objective (Eq. 2) as a loss on student tokens, summed and divided by `n_tokens`.
+
+    logp, old_logp, ref_logp, mask: (B, T); advantages: (B,). `n_tokens` is the student-token count of
+    the whole batch, so micro-batches accumulate to the token-mean over the batch.
+    """
+    A = advantages[:, None]                                                 # (B, 1)
+    if old_logp is None:                                                    # on-policy: ratio == 1
+        pg = -A * logp                                                      # (B, T)
+    else:
+        ratio = torch.exp(logp - old_logp)                                  # (B, T)
+        pg = -torch.min(ratio * A, ratio.clamp(1 - clip_eps, 1 + clip_eps) * A)  # (B, T)
+    if beta > 0 and ref_logp is not None:
+        d = ref_logp - logp                                                 # (B, T)
+        pg = pg + beta * (torch.exp(d) - d - 1)                             # k3 estimator of KL(pi || ref)
+    n = n_tokens if n_tokens is not None else mask.sum().clamp(min=1)
+    return (pg * mask).sum() / n
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared with sft.py: masked log-probs in chunks, batching, the guarded optimiser step, checkpoints.
+# ---------------------------------------------------------------------------------------------
+
+def masked_logprobs(model, ids: torch.Tensor, mask: torch.Tensor, attention: torch.Tensor, chunk: int = 1024,
+                    with_entropy: bool = False):
+    """log p(token_i | tokens_<i) at the positions where mask[:, i] == 1, else 0. ids, mask, attention: (B, T).
+
+    Returns logp (B, T) and, if asked, the policy's entropy at those positions (B, T). Only student
+    positions ever reach the vocabulary projection, `chunk` positions at a time, and each chunk is
+    recomputed in the backward pass (activation checkpointing) instead of keeping its logits.
+    """
+    hidden = model.get_decoder()(input_ids=ids, attention_mask=attention).last_hidden_state           # (B, T, H)
+    target = mask[:, 1:].bool()                                             # (B, T-1) next token is the student's
+    h = hidden[:, :-1][target]                                              # (n, H)
+    y = ids[:, 1:][target]                                                  # (n,)
+    head, cap = model.get_output_embeddings(), getattr(model.config, "final_logit_softcapping", None)
+    logps, ents = [], []
+    for i in range(0, h.shape[0], chunk):
+        lp, ent = checkpoint(_chunk_logprobs, h[i:i + chunk], y[i:i + chunk], head.weight, cap,
+                             use_reentrant=False) if torch.is_grad_enabled() else _chunk_logprobs(
+                                 h[i:i + chunk], y[i:i + chunk], head.weight, cap)
+        logps.append(lp)
+        ents.append(ent)
+    logp = torch.zeros(ids.shape, dtype=torch.float32, device=ids.device)   # (B, T)
+    logp[:, 1:][target] = torch.cat(logps) if logps else logp.new_zeros(0)
+    if not with_entropy:
+        return logp
+    entropy = torch.zeros_like(logp)
+    entropy[:, 1:][target] = torch.cat(ents).detach() if ents else logp.new_zeros(0)
+    return logp, entropy
+
+
+def _chunk_logprobs(h, y, weight, cap):
+    logits = F.linear(h, weight).float()                                    # (n, V)
+    if cap:                                                                 # Gemma's final logit soft-capping
+        logits = torch.tanh(logits / cap) * cap
+    logz = torch.logsumexp(logits, dim=-1)                                  # (n,)
+    lp = logits.gather(-1, y[:, None]).squeeze(-1) - logz                   # (n,)
+    p = torch.softmax(logits, dim=-1)
+    ent = logz - (p * logits).sum(-1)                                       # (n,)
+    return lp, ent
+
+
+def batch_tensors(examples: list[tuple[list[int], list[int]]], pad_id: int, device):
+    """Right-pad (ids, mask) pairs into (B, T) tensors: ids, loss mask, attention mask. Padding is known
+    by position, never inferred from token ids, so pad == eos cannot hide a real end token (pitfall 1)."""
+    T = max(len(ids) for ids, _ in examples)
+    ids = torch.tensor([i + [pad_id] * (T - len(i)) for i, _ in examples], device=device)
+    mask = torch.tensor([m + [0] * (T - len(m)) for _, m in examples], dtype=torch.float32, device=device)
+    attention = torch.tensor([[1] * len(i) + [0] * (T - len(i)) for i, _ in examples], device=device)
+    return ids, mask, attention
+
+
+class Guard:
+    """Skips a step whose loss or gradients are NaN/inf; K in a row stop the run with one sentence."""
+
+    def __init__(self, max_in_a_row: int = 5):
+        self.max_in_a_row, self.in_a_row, self.skipped = max_in_a_row, 0, 0
+
+    def step(self, model, optimizer, loss_value: float, max_grad_norm: float = 1.0) -> float:
+        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm).item()
+        if not (torch.isfinite(torch.tensor(loss_value)) and torch.isfinite(torch.tensor(norm))):
+            optimizer.zero_grad(set_to_none=True)
+            self.skipped += 1
+            self.in_a_row += 1
+            if self.in_a_row >= self.max_in_a_row:
+                raise dialogue.UserError(
+                    f"training diverged: {self.in_a_row} steps in a row had a NaN or inf loss or gradient; "
+                    "the last checkpoint is intact: lower --lr and run again with --resume.")
+            return float("nan")
+        self.in_a_row = 0
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return norm
+
+
+def save_checkpoint(out: Path, step: int, model, tokenizer, optimizer, extra: dict, keep: int = 2):
+    """checkpoints/step-N in save_pretrained format (+ trainer_state.pt), written to a temporary folder
+    and renamed, so a run killed at any moment leaves only whole checkpoints."""
+    root = out / "checkpoints"
+    root.mkdir(parents=True, exist_ok=True)
+    final, tmp = root / f"step-{step:06d}", root / f".tmp-step-{step:06d}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    torch.save({"step": step, "optimizer": optimizer.state_dict(), "extra": extra,
+                "rng": {"python": random.getstate(), "torch": torch.get_rng_state(),
+                        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}},
+               tmp / "trainer_state.pt")
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    for old in sorted(root.glob("step-*"))[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def latest_checkpoint(out: Path) -> Path | None:
+    done = sorted((out / "checkpoints").glob("step-*")) if (out / "checkpoints").exists() else []
+    return done[-1] if done else None
+
+
+def load_checkpoint(path: Path, model, optimizer) -> dict:
+    """Restore weights, optimiser and RNG state; returns {"step", "extra"}."""
+    from safetensors.torch import load_file
+    files = sorted(path.glob("*.safetensors"))
+    state = {}
+    for f in files:
+        state.update(load_file(f))
+    model.load_state_dict(state, strict=False)
+    if model.config.tie_word_embeddings:
+        model.tie_weights()
+    s = torch.load(path / "trainer_state.pt", weights_only=False)
+    optimizer.load_state_dict(s["optimizer"])
+    random.setstate(s["rng"]["python"])
+    torch.set_rng_state(s["rng"]["torch"])
+    if s["rng"]["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(s["rng"]["cuda"])
+    return {"step": s["step"], "extra": s["extra"]}
+
+
+def append_metrics(out: Path, row: dict):
+    with open(out / "metrics.jsonl", "a") as f:
+        f.write(json.dumps(row) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def truncate_metrics(out: Path, step: int):
+    """On resume, forget the metrics of steps after the checkpoint: they will be run again."""
+    path = out / "metrics.jsonl"
+    if path.exists():
+        rows = [l for l in path.read_text().splitlines() if l.strip() and json.loads(l).get("step", 0) <= step]
+        dialogue.write_jsonl(path, [json.loads(r) for r in rows])
+
+
+def data_order(n: int, seed: int) -> list[int]:
+    """One epoch's problem order: a seeded permutation, so a resumed run knows where it was."""
+    order = list(range(n))
+    random.Random(seed).shuffle(order)
+    return order
+
+
+# ---------------------------------------------------------------------------------------------
+# The loop: one epoch over the training problems.
+# ---------------------------------------------------------------------------------------------
+
+def train(student, tokenizer, teacher, problems, out: Path, *, batch_problems: int = 8, group_size: int = 8,
+          max_turns: int = 4, gamma: float = 0.7, lr: float = 1e-5, beta: float = 0.0, clip_eps: float = 0.2,
+          ppo_epochs: int = 1, micro_batch: int = 16, max_turn_tokens: int = 256, max_dialogue_tokens: int = 2048,
+          temperature: float = 1.0, top_p: float = 1.0, seed: int = 0, save_every: int = 50,
+          max_steps: int | None = None, resume: bool = False, progress: bool = True, max_nan_steps: int = 5):
+    """Train `student` in place with GRPO for one epoch over `problems`; log to out/metrics.jsonl."""
+    from tqdm.auto import tqdm
+    out.mkdir(parents=True, exist_ok=True)
+    device = next(student.parameters()).device
+    chat = dialogue.ChatFormat(tokenizer)
+    optimizer = torch.optim.AdamW([p for p in student.parameters() if p.requires_grad], lr=lr,
+                                  betas=(0.9, 0.99), weight_decay=0.0)
+    reference = None
+    if beta > 0:
+        import copy
+        reference = copy.deepcopy(student).eval().requires_grad_(False)
+    order = data_order(len(problems), seed)
+    n_steps = len(problems) // batch_problems
+    if max_steps is not None:
+        n_steps = min(n_steps, max_steps)
+    start, guard = 0, Guard(max_nan_steps)
+    ckpt = latest_checkpoint(out) if resume else None
+    if ckpt is not None:
+        start = load_checkpoint(ckpt, student, optimizer)["step"]
+        truncate_metrics(out, start)
+    bar = tqdm(range(start, n_steps), desc="GRPO", initial=start, total=n_steps, disable=not progress,
+               dynamic_ncols=True)
+    for step in bar:
+        batch = [problems[i] for i in order[step * batch_problems:(step + 1) * batch_problems]]
+        t0 = time.time()
+        student.eval()
+        dialogues = dialogue.rollout(student, tokenizer, batch, teacher, group_size=group_size,
+                                     max_turns=max_turns, max_turn_tokens=max_turn_tokens,
+                                     max_dialogue_tokens=max_dialogue_tokens, temperature=temperature,
+                                     top_p=top_p, seed=seed * 100_003 + step, chat=chat)
+        t_rollout = time.time() - t0
+        rewards = torch.tensor([trajectory_reward(d.success_turn, gamma) for d in dialogues])  # (B*g,)
+        advantages, zero_var = group_advantages(rewards, group_size)                           # (B*g,)
+        stats = train_step(student, optimizer, guard, dialogues, advantages, chat.pad_id, device,
+                           reference=reference, beta=beta, clip_eps=clip_eps, ppo_epochs=ppo_epochs,
+                           micro_batch=micro_batch)
+        row = {"step": step + 1, "problems": [p.id for p in batch], "reward": rewards.mean().item(),
+               **success_by_turn(dialogues, max_turns), "zero_variance_groups": zero_var,
+               "teacher_leak_rate": sum(d.leaks for d in dialogues) / max(1, sum(
+                   sum(m["role"] == "teacher" for m in d.messages) - 1 for d in dialogues)),
+               "truncated": sum(d.truncated for d in dialogues), **stats,
+               "skipped_steps": guard.skipped, "seconds_rollout": t_rollout,
+               "seconds_train": time.time() - t0 - t_rollout}
+        append_metrics(out, row)
+        bar.set_postfix(reward=f"{row['reward']:.2f}", solved=f"{row[f'solved_by_turn_{max_turns}']:.2f}",
+                        zero_var=f"{zero_var:.2f}", loss=f"{row['loss']:.3f}", ent=f"{row['entropy']:.2f}")
+        if (step + 1) % save_every == 0 or step + 1 == n_steps:
+            save_checkpoint(out, step + 1, student, tokenizer, optimizer, {"method": "grpo"})
+    student.eval()
+    return student
+
+
+def train_step(model, optimizer, guard, dialogues, advantages, pad_id, device, reference=None, beta=0.0,
+               clip_eps=0.2, ppo_epochs=1, micro_batch=16) -> dict:
+    """One (or ppo_epochs) optimiser step(s) on a batch of dialogues; gradient accumulation over micro-batches."""
+    keep = [i for i, d in enumerate(dialogues) if not d.truncated and advantages[i] != 0]
+    n_tokens = sum(sum(dialogues[i].student_mask) for i in keep)
+    stats = {"loss": 0.0, "grad_norm": 0.0, "entropy": float("nan"), "student_tokens": n_tokens,
+             "distinct_replies": distinct_replies(dialogues)}
+    if not keep or n_tokens == 0:                   # all groups flat: nothing to learn from this batch
+        return stats
+    micro = [keep[i:i + micro_batch] for i in range(0, len(keep), micro_batch)]
+    old, ref = {}, {}
+    if ppo_epochs > 1 or reference is not None:
+        with torch.no_grad():
+            for mb in micro:
+                batch = batch_tensors([(dialogues[i].ids, dialogues[i].student_mask) for i in mb], pad_id, device)
+                if ppo_epochs > 1:
+                    old[mb[0]] = masked_logprobs(model, *batch)
+                if reference is not None:
+                    ref[mb[0]] = masked_logprobs(reference, *batch)
+    model.train()
+    ent_sum = 0.0
+    for epoch in range(ppo_epochs):
+        total = 0.0
+        for mb in micro:
+            ids, mask, attention = batch_tensors([(dialogues[i].ids, dialogues[i].student_mask) for i in mb],
+                                                 pad_id, device)
+            logp, ent = masked_logprobs(model, ids, mask, attention, with_entropy=True)   # (b, T), (b, T)
+            loss = policy_loss(logp, mask, advantages[mb].to(device), old_logp=old.get(mb[0]),
+                               ref_logp=ref.get(mb[0]), clip_eps=clip_eps, beta=beta, n_tokens=n_tokens)
+            loss.backward()
+            total += loss.item()
+            if epoch == 0:
+                ent_sum += (ent * mask).sum().item()
+        stats["grad_norm"] = guard.step(model, optimizer, total)
+        stats["loss"] = total
+    stats["entropy"] = ent_sum / n_tokens
+    model.eval()
+    return stats
+
+
+def success_by_turn(dialogues, max_turns: int) -> dict:
+    n = max(1, len(dialogues))
+    return {f"solved_by_turn_{t}": sum(d.success_turn is not None and d.success_turn <= t for d in dialogues) / n
+            for t in range(1, max_turns + 1)}
+
+
+def distinct_replies(dialogues) -> float:
+    """A diversity signal (pitfall 7): distinct first replies / dialogues. Collapse drives it towards 1/g."""
+    firsts = [d.student_turns()[0]["text"] for d in dialogues if d.student_turns()]
+    return len(set(firsts)) / max(1, len(firsts))
+
+
+if __name__ == "__main__":
+    import tasks
+    student, tok = dialogue.load_model("tiny")
+    out = Path("runs/grpo-demo")
+    out.mkdir(parents=True, exist_ok=True)
+    train(student, tok, dialogue.HintTeacher(), tasks.tiny_math_problems("train", n=64), out, lr=1e-3,
+          max_turn_tokens=32, max_dialogue_tokens=512, max_steps=8)
+    print(open(out / "metrics.jsonl").read().splitlines()[-1])

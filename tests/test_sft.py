@@ -1,0 +1,57 @@
+"""sft.py: the mask covers exactly the student's tokens, filtering keeps only successes, training lowers loss."""
+import json
+
+import torch
+
+import dialogue
+import sft
+import tasks
+from conftest import random_llama
+
+
+def test_single_turn_examples_mask_exactly_the_solution(tok):
+    p = tasks.tiny_math_problems("train", n=1, seed=0)[0]
+    (ids, mask), = sft.single_turn_examples([p], tok)
+    student = [i for i, m in zip(ids, mask) if m]
+    assert tok.decode(student) == p.solution + "<|end|>"
+    assert tok.decode([i for i, m in zip(ids, mask) if not m]) == f"<|bos|><|user|>{p.statement}<|end|><|assistant|>"
+
+
+def test_filtered_sft_keeps_only_successful_untruncated_dialogues(tok, monkeypatch, tmp_path):
+    problems = tasks.tiny_math_problems("train", n=2, seed=0)
+    chat = dialogue.ChatFormat(tok)
+    script = {problems[0].statement: f"\\boxed{{{problems[0].answer}}}", problems[1].statement: "\\boxed{1}"}
+
+    def fake_generate(model, prompts, n, **kw):
+        outs = []
+        for prompt in prompts:
+            text = tok.decode(prompt)
+            reply = next(v for k, v in script.items() if k in text)
+            outs.append(tok.encode(reply, add_special_tokens=False) + [chat.end_of_turn])
+        return outs
+    monkeypatch.setattr(dialogue, "generate", fake_generate)
+    examples = sft.collect(None, tok, dialogue.HintTeacher(), problems, tmp_path, group_size=2, max_turns=2,
+                           progress=False)
+    rows = [json.loads(l) for l in open(tmp_path / "sft_dataset.jsonl")]
+    assert len(examples) == 2 and all(r["problem_id"] == problems[0].id and r["success_turn"] == 1 for r in rows)
+    for ids, mask in examples:     # the mask is 1 exactly on the student's (generated) tokens
+        assert tok.decode([i for i, m in zip(ids, mask) if m]) == script[problems[0].statement] + "<|end|>"
+    # a second call reuses the dataset in the run folder (resume) instead of rolling out again
+    monkeypatch.setattr(dialogue, "generate", None)
+    assert sft.collect(None, tok, dialogue.HintTeacher(), problems, tmp_path, group_size=2, progress=False) == examples
+
+
+def test_sft_training_lowers_the_loss_on_its_data(tok, tmp_path):
+    model = random_llama(tok, seed=7)
+    examples = sft.single_turn_examples(tasks.tiny_math_problems("train", n=8, seed=1), tok)
+    from grpo import batch_tensors
+
+    def loss():
+        with torch.no_grad():
+            ids, mask, att = batch_tensors(examples, tok.pad_token_id, "cpu")
+            return sft.sft_loss(model, ids, mask, att, mask.sum()).item()
+    before = loss()
+    sft.train(model, tok, examples, tmp_path, epochs=20, lr=3e-3, batch_size=8, progress=False, save_every=1000)
+    assert loss() < before - 1.0
+    rows = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
+    assert [r["step"] for r in rows] == list(range(1, 21)) and (tmp_path / "checkpoints" / "step-000020").exists()
