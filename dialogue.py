@@ -139,7 +139,7 @@ def rollout(student, tokenizer, problems: list[Problem], teacher, *, group_size:
             elif verdict["correct"]:
                 d.success_turn, d.done = t, True
         wrong = [d for d in active if not d.done]
-        if on_incorrect is not None and wrong:
+        if on_incorrect is not None and wrong and t < max_turns:   # only a turn the teacher will answer
             on_incorrect(wrong, t)
         if t < max_turns and wrong:
             replies = teacher.reply(wrong)
@@ -227,7 +227,7 @@ class ShardTeacher:
     """
 
     def opening(self, problem: Problem) -> str:
-        return problem.shards[0]
+        return problem.shards[0] if problem.source == "tiny" else student_instructions(problem) + problem.shards[0]
 
     def reply(self, dialogues: list[Dialogue]) -> list[str | None]:
         replies = []
@@ -387,16 +387,18 @@ class ChatFormat:
 @torch.no_grad()
 def generate(model, prompts: list[list[int]], max_new_tokens: int | list[int], temperature: float = 1.0,
              top_p: float = 1.0, stop_token_ids=(), pad_token_id: int = 0, seed: int | None = None,
-             sync_every: int = 16) -> list[list[int]]:
+             sync_every: int | None = None) -> list[list[int]]:
     """Sample a continuation of each prompt; return each one's new tokens (ending with its stop token
     if it stopped). temperature=0 is greedy. `max_new_tokens` may differ per prompt.
 
     Prompts are left-padded into one batch (B, L); position ids count real tokens only, so a padded
     prompt computes exactly what it would alone. Each step feeds one token per row through the cache.
-    Speed: the loop never asks the device for a value except every `sync_every` steps, when it also
+    Speed: the loop never asks the device for a value except every `sync_every` steps (16 on CUDA,
+    where a sync stalls the queue of kernels; every step on CPU, where it costs nothing), when it also
     drops finished rows from the batch and the cache, so a few long replies don't make every row pay.
     """
     device = next(model.parameters()).device
+    sync_every = sync_every or (16 if device.type == "cuda" else 1)
     B = len(prompts)
     budgets = [max_new_tokens] * B if isinstance(max_new_tokens, int) else list(max_new_tokens)
     T = max(budgets)

@@ -280,6 +280,7 @@ def train(student, tokenizer, teacher, problems, out: Path, *, batch_problems: i
                         zero_var=f"{zero_var:.2f}", loss=f"{row['loss']:.3f}", ent=f"{row['entropy']:.2f}")
         if (step + 1) % save_every == 0 or step + 1 == n_steps:
             save_checkpoint(out, step + 1, student, tokenizer, optimizer, {"method": "grpo"})
+    (out / "finished").write_text(str(n_steps))     # --resume skips a stage that has this marker
     student.eval()
     return student
 

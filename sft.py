@@ -113,4 +113,5 @@ def train(model, tokenizer, examples, out: Path, *, epochs: int = 1, lr: float =
         bar.set_postfix(loss=f"{total:.3f}")
         if (step + 1) % save_every == 0 or step + 1 == n_steps:
             save_checkpoint(out, step + 1, model, tokenizer, optimizer, {"method": tag})
+    (out / "finished").write_text(str(n_steps))
     return model

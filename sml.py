@@ -1,16 +1,30 @@
-"""Social Meta-Learning, end to end: the entry point and the recipe (§4, §5.4).
+"""Social Meta-Learning, end to end: the entry point and the recipe (§4, §5.3-5.4, §6.4).
 
-    python sml.py --task math --stage rollout      # see the dialogue loop: print and save a few dialogues
-    python sml.py --task math                      # the whole method on the tiny world (CPU, minutes)
-    python sml.py --task math --model google/gemma-3-12b-it --data hub   # the paper's setting, one GPU
+    python sml.py --task math --stage rollout        # see the dialogue loop: print and save a few dialogues
+    python sml.py --task math                        # base eval -> MT-RL -> eval, on the tiny world (CPU)
+    python sml.py --task math --method st-rl --seeds 3
+    python sml.py --task math --model google/gemma-3-12b-it --data hub --sharded-data hub   # the paper, one GPU
 
-A run writes to its folder (--out, default runs/<task>-<method>-<time>): config.json, dialogues/*.jsonl
-(readable text and token ids), and what the later stages add (metrics.jsonl, checkpoints, eval.json,
-results.md, plots). This is the only file that knows the whole recipe; each stage lives in its own file.
+The recipe: evaluate the starting model ("base"), then for each training seed train a fresh copy
+with --method and evaluate it on the held-out problems (N = 10 turns by default, though training
+uses N = 4), and report mean and 95% CI over seeds. Methods:
+    mt-rl      GRPO on multi-turn dialogues (the paper's SML, online)          grpo.py
+    mt-sft     filtered SFT on successful multi-turn dialogues (SML, offline)   sft.py
+    st-rl      GRPO on single-turn attempts (N = 1)                             grpo.py
+    st-rl-g32  single-turn GRPO with a 4x larger group (g = 32)                 grpo.py
+    st-sft     SFT on (problem, reference solution) pairs                       sft.py
+    qprime     Q-priming: SFT on question-injected dialogues, then MT-RL       qprime.py, sft.py, grpo.py
+    sft-rl     the control: SFT on dialogues without questions, then MT-RL      sft.py, grpo.py
+
+A run writes to its folder (--out, default runs/<task>-<method>-<time>): config.json; per training
+seed, seed-K/ with metrics.jsonl, checkpoints/ (save_pretrained format) and sft_dataset.jsonl; and
+eval.json, results.md, plots and dialogues/*.jsonl. A killed run continues with --resume --out DIR.
+This is the only file that knows the whole recipe; each stage lives in its own file.
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import random
@@ -21,48 +35,211 @@ from pathlib import Path
 import torch
 
 import dialogue
+import evaluate
+import grpo
+import qprime
+import sft
 import tasks
+
+METHODS = ["mt-rl", "mt-sft", "st-rl", "st-rl-g32", "st-sft", "qprime", "sft-rl"]
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--task", choices=["math", "code"], default="math")
+    p.add_argument("--method", choices=METHODS, default="mt-rl")
     p.add_argument("--stage", choices=["rollout", "all"], default="all",
                    help="rollout: only print and save dialogues of the starting model")
     p.add_argument("--model", default="tiny", help="'tiny' (built locally), a hub id, or a local folder")
     p.add_argument("--teacher", default="auto",
                    help="auto: scripted for the tiny model, else a frozen copy of the student; or a hub id/folder")
-    p.add_argument("--data", default="tiny", help=f"tiny, or a dataset path / 'hub' ({', '.join(tasks.DATASETS[1:])})")
-    p.add_argument("--dataset", default=None, help="which dataset --data holds (default: omni-math for math)")
-    p.add_argument("--turns", type=int, default=4, help="N, the most student turns in training dialogues")
-    p.add_argument("--group-size", type=int, default=8, help="g, dialogues per problem")
-    p.add_argument("--problems", type=int, default=None, help="how many problems (default: all of the split)")
-    p.add_argument("--show", type=int, default=4, help="dialogues to print")
+    p.add_argument("--data", default="tiny", help="'tiny', a local dataset file/folder, or 'hub'")
+    p.add_argument("--dataset", default=None, help="what --data holds: omni-math (math) or opencodeinstruct (code)")
+    p.add_argument("--eval-data", default=None, help="evaluation data if not --data's test split (e.g. livecodebench)")
+    p.add_argument("--sharded-data", default=None, help="Lost-in-Conversation json (or 'hub') for the sharded eval")
+    p.add_argument("--turns", type=int, default=4, help="N in training (the paper: 4)")
+    p.add_argument("--eval-turns", type=int, default=10, help="N at evaluation (the paper: 10)")
+    p.add_argument("--group-size", type=int, default=8, help="g, dialogues per problem (the paper: 8)")
+    p.add_argument("--batch-problems", type=int, default=8, help="B, problems per GRPO step")
+    p.add_argument("--gamma", type=float, default=0.7, help="discount over turns (the paper: 0.7)")
+    p.add_argument("--beta", type=float, default=0.0, help="KL weight (the paper: 0)")
+    p.add_argument("--ppo-epochs", type=int, default=1, help="optimiser steps per batch (>1 adds ratio clipping)")
+    p.add_argument("--lr", type=float, default=None, help="default: 1e-3 for tiny, 1e-6 otherwise")
+    p.add_argument("--micro-batch", type=int, default=None, help="sequences per backward (default 64 tiny, 4 otherwise)")
+    p.add_argument("--problems", type=int, default=None, help="training problems (default: 768 tiny, 2000 otherwise)")
+    p.add_argument("--eval-problems", type=int, default=None, help="evaluation problems (default: 200 tiny, 500)")
+    p.add_argument("--seeds", type=int, default=1, help="training seeds (the paper: 3, for 95%% CIs)")
+    p.add_argument("--eval-seeds", type=int, default=1, help="sampling seeds per evaluation of the base model")
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--top-p", type=float, default=1.0)
     p.add_argument("--max-turn-tokens", type=int, default=None, help="default: 32 for tiny, 1024 otherwise")
     p.add_argument("--max-dialogue-tokens", type=int, default=None, help="default: 512 for tiny, 8192 otherwise")
+    p.add_argument("--save-every", type=int, default=50, help="checkpoint every K steps")
+    p.add_argument("--judge", default=None, help="a local chat model that classifies turn types (default: rules)")
+    p.add_argument("--show", type=int, default=4, help="dialogues to print")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None)
     p.add_argument("--out", default=None)
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoints")
     args = p.parse_args(argv)
     tiny = args.model == "tiny"
+    args.lr = args.lr or (1e-3 if tiny else 1e-6)
+    args.micro_batch = args.micro_batch or (64 if tiny else 4)
+    args.problems = args.problems if args.problems is not None else (768 if tiny else 2000)
+    args.eval_problems = args.eval_problems or (200 if tiny else 500)
     args.max_turn_tokens = args.max_turn_tokens or (32 if tiny else 1024)
     args.max_dialogue_tokens = args.max_dialogue_tokens or (512 if tiny else 8192)
-    args.out = Path(args.out or f"runs/{args.task}-{args.stage}-{time.strftime('%Y%m%d-%H%M%S')}")
+    if args.resume and not args.out:
+        p.error("--resume needs --out, the folder of the run to continue")
+    name = args.method if args.stage == "all" else args.stage
+    args.out = Path(args.out or f"runs/{args.task}-{name}-{time.strftime('%Y%m%d-%H%M%S')}")
     return args
 
 
 def main(argv=None):
     args = parse_args(argv)
+    t_start = time.time()
     random.seed(args.seed)
     torch.manual_seed(args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / "config.json", {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()})
-    student, tokenizer = dialogue.load_model(args.model, args.device, seed=args.seed)
-    teacher = make_teacher(args, student, tokenizer)
-    problems = load_problems(args, "train")
-    stage_rollout(args, student, tokenizer, teacher, problems)
+    base, tokenizer = dialogue.load_model(args.model, args.device, seed=args.seed)
+    dialogue.ChatFormat(tokenizer)                       # fail now, clearly, on an unusable chat template
+    teacher = make_teacher(args, base, tokenizer)
+    if args.stage == "rollout":
+        stage_rollout(args, base, tokenizer, teacher, load_problems(args, "train", n=16))
+        return
+    train_problems = load_problems(args, "train", n=args.problems)
+    suites = eval_suites(args, teacher)
+    print(f"run folder: {args.out}\nevaluating the base model on {', '.join(suites)} (N = {args.eval_turns})")
+    results = {"base": run_eval(args, base, tokenizer, suites, "base", seeds=range(args.eval_seeds))}
+    print_curves(results, args.eval_turns)
+    trained = {name: [] for name in suites}
+    for k in range(args.seeds):
+        seed = args.seed + k
+        student = train_one(args, copy.deepcopy(base), tokenizer, teacher, train_problems, seed)
+        for name, entry in run_eval(args, student, tokenizer, suites, f"{args.method}-seed{seed}", seeds=[seed]).items():
+            trained[name].append(entry)
+        del student
+    results[args.method] = {name: evaluate.combine(entries) for name, entries in trained.items()}
+    evaluate.write_report(args.out, results, n_turns_train=args.turns)
+    print_curves(results, args.eval_turns)
+    print(f"done in {(time.time() - t_start) / 60:.1f} min: {args.out}/eval.json, results.md"
+          + (", plots" if any(args.out.glob("*.png")) else ""))
+
+
+# ---------------------------------------------------------------------------------------------
+# Training: one seed of one method.
+# ---------------------------------------------------------------------------------------------
+
+def train_one(args, student, tokenizer, teacher, problems, seed: int):
+    """Train a fresh copy of the base model with args.method; its files go to out/seed-K/."""
+    out = args.out / f"seed-{seed}"
+    random.seed(seed)
+    torch.manual_seed(seed)
+    common = dict(max_turn_tokens=args.max_turn_tokens, max_dialogue_tokens=args.max_dialogue_tokens,
+                  temperature=args.temperature, top_p=args.top_p)
+
+    def rl(model, turns, group_size, stage_out):
+        return grpo.train(model, tokenizer, teacher, problems, stage_out, batch_problems=args.batch_problems,
+                          group_size=group_size, max_turns=turns, gamma=args.gamma, lr=args.lr, beta=args.beta,
+                          ppo_epochs=args.ppo_epochs, micro_batch=args.micro_batch, seed=seed,
+                          save_every=args.save_every, resume=args.resume, **common)
+
+    def sft_on(model, examples, stage_out):
+        return sft.train(model, tokenizer, examples, stage_out, lr=args.lr, micro_batch=args.micro_batch,
+                         seed=seed, save_every=args.save_every, resume=args.resume)
+
+    if done(out):                                        # a resumed run: this seed already finished
+        return dialogue.load_model(str(grpo.latest_checkpoint(done(out))), args.device)[0]
+    m = args.method
+    if m in ("mt-rl", "st-rl", "st-rl-g32"):
+        return rl(student, 1 if m.startswith("st") else args.turns, 32 if m == "st-rl-g32" else args.group_size, out)
+    if m == "st-sft":
+        return sft_on(student, sft.single_turn_examples(problems, tokenizer), out)
+    # mt-sft, sft-rl and qprime first collect dialogues with the starting model, then SFT on the successes.
+    injector = qprime.QuestionInjector(student, tokenizer, seed=seed) if m == "qprime" else None
+    examples = sft.collect(student, tokenizer, teacher, problems, out, group_size=args.group_size,
+                           max_turns=args.turns, on_incorrect=injector, seed=seed * 1_000_003, **common)
+    if injector is not None:
+        write_json(out / "qprime_stats.json", injector.stats)
+        print(f"Q-priming: {injector.stats}")
+    if m == "mt-sft":
+        return sft_on(student, examples, out)
+    student = sft_on(student, examples, out / "stage-sft")
+    return rl(student, args.turns, args.group_size, out / "stage-rl")
+
+
+def done(out: Path) -> Path | None:
+    """The folder whose final checkpoint marks this seed's training as finished (for --resume)."""
+    for stage in (out / "stage-rl", out):
+        if (stage / "metrics.jsonl").exists() and (stage / "finished").exists():
+            return stage
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluation suites, teachers, data.
+# ---------------------------------------------------------------------------------------------
+
+def eval_suites(args, teacher) -> dict:
+    """{eval task name: (problems, teacher, sharded)}. The tiny world's test problems come in both
+    forms, fully specified with the hint teacher and sharded with the lazy user (Table 1)."""
+    if args.data == "tiny":
+        test = tasks.tiny_math_problems("test", args.eval_problems, seed=1234)
+        return {"math": (test, teacher, False), "math-sharded": (test, dialogue.ShardTeacher(), True)}
+    suites = {}
+    name = args.dataset or {"math": "omni-math", "code": "livecodebench"}[args.task]
+    if args.eval_data:
+        name = "livecodebench" if args.task == "code" else name
+    path = args.eval_data or args.data
+    suites[args.task] = (tasks.load_task(name, None if path == "hub" else path, split="test",
+                                         n=args.eval_problems, seed=args.seed), teacher, False)
+    if args.sharded_data:
+        lic = tasks.load_task(f"lic-{args.task}", None if args.sharded_data == "hub" else args.sharded_data)
+        suites[f"{args.task}-sharded"] = (lic[:args.eval_problems], dialogue.ShardTeacher(), True)
+    write_json(args.out / "split-test.json", {k: [p.id for p in v[0]] for k, v in suites.items()})
+    return suites
+
+
+def run_eval(args, model, tokenizer, suites, label, seeds) -> dict:
+    classifier = None
+    if args.judge:
+        judge_model, judge_tok = dialogue.load_model(args.judge, args.device)
+        classifier = evaluate.JudgeClassifier(judge_model, judge_tok)
+    results = {}
+    for name, (problems, teacher, sharded) in suites.items():
+        entry, by_seed = evaluate.evaluate(model, tokenizer, problems, teacher, n_turns=args.eval_turns,
+                                           seeds=list(seeds), temperature=args.temperature, top_p=args.top_p,
+                                           max_turn_tokens=args.max_turn_tokens,
+                                           max_dialogue_tokens=2 * args.max_dialogue_tokens, sharded=sharded,
+                                           classifier=classifier, answer_loss=not sharded and args.task == "math")
+        results[name] = entry
+        (args.out / "dialogues").mkdir(exist_ok=True)
+        for seed, ds in zip(seeds, by_seed):
+            dialogue.write_jsonl(args.out / "dialogues" / f"{label}-{name}-seed{seed}.jsonl", [d.to_json() for d in ds])
+    return results
+
+
+def make_teacher(args, student, tokenizer):
+    """The teacher: scripted in the tiny world, else a frozen LLM (the student's starting weights by default)."""
+    if args.teacher == "scripted" or (args.teacher == "auto" and args.model == "tiny"):
+        return dialogue.HintTeacher()
+    if args.teacher in ("auto", "same"):
+        # A frozen copy: the student will be trained, the teacher must not move with it.
+        teacher_model = copy.deepcopy(student).eval().requires_grad_(False)
+        return dialogue.ModelTeacher(teacher_model, tokenizer, seed=args.seed)
+    teacher_model, teacher_tok = dialogue.load_model(args.teacher, args.device)
+    return dialogue.ModelTeacher(teacher_model.requires_grad_(False), teacher_tok, seed=args.seed)
+
+
+def load_problems(args, split: str, n: int | None) -> list[tasks.Problem]:
+    if args.data == "tiny":
+        return tasks.tiny_math_problems(split, n, seed=args.seed)
+    name = args.dataset or {"math": "omni-math", "code": "opencodeinstruct"}[args.task]
+    problems = tasks.load_task(name, None if args.data == "hub" else args.data, split=split, n=n, seed=args.seed)
+    write_json(args.out / f"split-{split}.json", [p.id for p in problems])
+    return problems
 
 
 def stage_rollout(args, student, tokenizer, teacher, problems):
@@ -76,37 +253,20 @@ def stage_rollout(args, student, tokenizer, teacher, problems):
         print(d.render(), end="\n\n")
     (args.out / "dialogues").mkdir(exist_ok=True)
     dialogue.write_jsonl(args.out / "dialogues" / "rollout.jsonl", [d.to_json(with_ids=True) for d in dialogues])
-    n = len(dialogues)
-    by_turn = [sum(d.success_turn is not None and d.success_turn <= t for d in dialogues) / n
-               for t in range(1, args.turns + 1)]
-    print(f"{n} dialogues ({len(problems)} problems x {args.group_size}) in {time.time() - t0:.1f}s; "
-          "solved by turn: " + "  ".join(f"{t + 1}:{s:.2f}" for t, s in enumerate(by_turn))
+    curve = evaluate.success_curve(dialogues, args.turns)
+    print(f"{len(dialogues)} dialogues ({len(problems)} problems x {args.group_size}) in {time.time() - t0:.1f}s; "
+          "solved by turn: " + "  ".join(f"{t + 1}:{s:.2f}" for t, s in enumerate(curve))
           + f"; teacher leaks: {sum(d.leaks for d in dialogues)}; written to {args.out}/dialogues/rollout.jsonl")
     return dialogues
 
 
-def make_teacher(args, student, tokenizer):
-    """The teacher: scripted in the tiny world, else a frozen LLM (the student's starting weights by default)."""
-    if args.teacher == "scripted" or (args.teacher == "auto" and args.model == "tiny"):
-        return dialogue.HintTeacher()
-    if args.teacher in ("auto", "same"):
-        # A frozen copy: the student will be trained, the teacher must not move with it.
-        import copy
-        teacher_model = copy.deepcopy(student).eval().requires_grad_(False)
-        return dialogue.ModelTeacher(teacher_model, tokenizer, seed=args.seed)
-    teacher_model, teacher_tok = dialogue.load_model(args.teacher, args.device)
-    return dialogue.ModelTeacher(teacher_model.requires_grad_(False), teacher_tok, seed=args.seed)
-
-
-def load_problems(args, split: str) -> list[tasks.Problem]:
-    if args.data == "tiny":
-        n = args.problems if args.problems is not None else (16 if args.stage == "rollout" else None)
-        return tasks.tiny_math_problems(split, n, seed=args.seed)
-    name = args.dataset or {"math": "omni-math", "code": "opencodeinstruct"}[args.task]
-    path = None if args.data == "hub" else args.data
-    problems = tasks.load_task(name, path, split=split, n=args.problems, seed=args.seed)
-    write_json(args.out / f"split-{split}.json", [p.id for p in problems])
-    return problems
+def print_curves(results: dict, n_turns: int):
+    for task in next(iter(results.values())):
+        print(f"\nsolved by turn ({task}):  " + " ".join(f"{t:>5}" for t in range(1, n_turns + 1)))
+        for label, by_task in results.items():
+            e = by_task[task]
+            print(f"  {label:<22}" + " ".join(f"{s:5.2f}" for s in e["success_at_turn"])
+                  + (f"   (±{e['ci95'][-1]:.2f} at N)" if e.get("ci95") else ""))
 
 
 def write_json(path: Path, obj):
@@ -122,4 +282,4 @@ if __name__ == "__main__":
     except (dialogue.UserError, tasks.DataError) as e:
         sys.exit(f"error: {e}")
     except KeyboardInterrupt:
-        sys.exit("interrupted: what was written so far is intact (see the run folder)")
+        sys.exit("interrupted: everything written so far is intact; continue with --resume --out <run folder>")

@@ -2,7 +2,7 @@
 
 No 12B model fits on a laptop CPU, so `--model tiny` (the default) stands in for the paper's
 Gemma-3-12B-IT: a ~0.2M-parameter Llama-architecture model that reads characters, built locally
-and warmed up on the tiny world's dialogues (two-digit sums and differences, a scripted teacher
+and warmed up on the tiny world's dialogues (two-digit plus or minus one-digit numbers, a scripted teacher
 that hints one digit at a time). The warm-up corpus is written to look like a base model of the
 paper: it answers right on the first try only sometimes, and it rarely *uses* the teacher's hints
 (a later attempt follows the hints with probability P_USE_HINT, otherwise it guesses again), so
@@ -31,25 +31,26 @@ CHAT_TEMPLATE = ("{{ bos_token }}{% for m in messages %}<|{{ m['role'] }}|>{{ m[
                  "{% if add_generation_prompt %}<|assistant|>{% endif %}")
 
 # The base student's habits in the warm-up corpus (see the module docstring).
-P_FIRST_CORRECT = 0.5    # the first attempt is right (before the model's own arithmetic errors)
-P_USE_HINT = 0.15        # a later attempt follows the teacher's digit hints
-P_LATER_CORRECT = 0.2    # a later attempt is right by a fresh try
+P_FIRST_CORRECT = 0.6    # the first attempt is right (before the model's own arithmetic errors)
+P_USE_HINT = 0.1         # a later attempt follows the teacher's digit hints
+P_LATER_CORRECT = 0.1    # a later attempt is right by a fresh try
 P_REPEAT = 0.3           # a later wrong attempt repeats the previous one
 P_ASK = 0.03             # a turn asks about a digit instead of answering
 MIX = {"math": 0.8, "sharded": 0.12, "question": 0.08}
 
 
-def cache_dir(seed: int) -> Path:
+def cache_dir(seed: int, steps: int) -> Path:
     root = Path(os.environ.get("SML_CACHE", Path.home() / ".cache" / "sml"))
-    return root / f"tiny-v{VERSION}-seed{seed}"
+    return root / f"tiny-v{VERSION}-seed{seed}" if steps == WARMUP_STEPS else root / f"tiny-v{VERSION}-seed{seed}-steps{steps}"
 
 
 def load_tiny(seed: int = 0, steps: int | None = None, progress: bool = True):
     """The tiny base model and its tokenizer: from the cache, or warmed up now (a few minutes on CPU)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    path = cache_dir(seed)
+    steps = steps or int(os.environ.get("SML_TINY_STEPS", WARMUP_STEPS))   # tests use a few steps
+    path = cache_dir(seed, steps)
     if not (path / "config.json").exists():
-        warm_up(path, seed=seed, steps=steps or WARMUP_STEPS, progress=progress)
+        warm_up(path, seed=seed, steps=steps, progress=progress)
     return AutoModelForCausalLM.from_pretrained(path).eval(), AutoTokenizer.from_pretrained(path)
 
 
@@ -81,7 +82,7 @@ def build_model(tokenizer, seed: int = 0):
 # The warm-up: next-token prediction on the student's turns of generated dialogues.
 # ---------------------------------------------------------------------------------------------
 
-WARMUP_STEPS = 1500
+WARMUP_STEPS = 800
 
 
 def warm_up(path: Path, seed: int = 0, steps: int = WARMUP_STEPS, batch_size: int = 64, lr: float = 3e-3,
@@ -100,10 +101,16 @@ def warm_up(path: Path, seed: int = 0, steps: int = WARMUP_STEPS, batch_size: in
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.95))
     model.train()
     bar = tqdm(range(steps), desc="warming up the tiny model (once; cached)", disable=not progress)
+    pool = []
     for step in bar:
         for g in opt.param_groups:   # linear warm-up, cosine decay
             g["lr"] = lr * min(1.0, (step + 1) / 50) * 0.5 * (1 + math.cos(math.pi * step / steps))
-        ids, mask = zip(*(corpus_sample(rng.choice(problems), chat, rng) for _ in range(batch_size)))
+        if not pool:   # batches of similar lengths: padding to the longest costs ~2.5x otherwise
+            samples = sorted((corpus_sample(rng.choice(problems), chat, rng) for _ in range(8 * batch_size)),
+                             key=lambda s: len(s[0]))
+            pool = [samples[i:i + batch_size] for i in range(0, len(samples), batch_size)]
+            rng.shuffle(pool)
+        ids, mask = zip(*pool.pop())
         x, m = _pad(ids, tokenizer.pad_token_id), _pad(mask, 0)                      # (B, T)
         logits = model(input_ids=x, attention_mask=(x != tokenizer.pad_token_id).long()).logits
         logp = torch.log_softmax(logits[:, :-1].float(), -1).gather(-1, x[:, 1:, None]).squeeze(-1)  # (B, T-1)

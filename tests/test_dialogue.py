@@ -171,3 +171,18 @@ def test_hint_teacher_answers_questions_and_never_states_the_answer():
     assert dialogue.hint_reply("85", "I think so.") .startswith("Please give")
     for x in range(10, 200):
         assert "85" not in dialogue.hint_reply("85", f"\\boxed{{{x}}}")
+
+
+def test_unreachable_model_is_one_clear_sentence(tmp_path):
+    with pytest.raises(UserError) as e:
+        dialogue.load_model(str(tmp_path / "no-such-model"), "cpu")
+    msg = str(e.value)
+    assert "no-such-model" in msg and "\n" not in msg and msg.endswith(".")
+
+
+def test_saved_tiny_model_loads_back_through_load_model(tok, model, tmp_path):
+    model.save_pretrained(tmp_path / "m")
+    tok.save_pretrained(tmp_path / "m")
+    m, t = dialogue.load_model(str(tmp_path / "m"), "cpu")
+    assert t.apply_chat_template([{"role": "user", "content": "x"}], tokenize=False) == "<|bos|><|user|>x<|end|>"
+    assert generate(m, [[5, 6, 7]], 5, temperature=0) == generate(model, [[5, 6, 7]], 5, temperature=0)

@@ -1,0 +1,642 @@
+"""Evaluation (§5, §6): success by turn with 95% CIs, sharded tasks, turn types, loss on the answer.
+
+The paper's main measure is how often the student has solved a problem *by* turn t of a dialogue
+with a teacher, for t = 1..N, with N = 10 at test time although training used N = 4 (§5.4). This
+file rolls out every test problem once per seed and turns the dialogues into that curve
+(`success_curve`). It averages seeds and adds a Student-t 95% interval (`mean_ci`, `combine`).
+It also computes the behavioural measures:
+  * §6.1 Fig. 1-2: success by turn on Omni-MATH test. The teacher is the first --model (the base
+    model; list it first), or a stronger one (--teacher ID): the teacher is picked independently of
+    the student, as in Fig. 2. The tiny world uses its scripted teacher.
+  * §6.1 Fig. 3: the loss on the correct answer after each teacher turn (`answer_loss_by_turn`).
+  * §6.3 Table 1: success at the last turn on fully specified vs sharded (Lost in Conversation) tasks.
+  * §5.2, §6.4 Fig. 5-6: turn types (answer attempt, clarification, ...), questions per
+    conversation, and premature answer attempts (made before every shard was revealed).
+
+    python evaluate.py --model tiny --data tiny --turns 10 --seeds 3 --out runs/eval-tiny
+    python evaluate.py --model tiny --label base --model runs/math-mt-rl/final --label sml --data tiny
+    python evaluate.py --model google/gemma-3-12b-it --data hub --sharded-data hub --answer-loss --problems 500
+
+Output folder: eval.json ({model label: {eval task: entry}}), results.md, success_by_turn_<task>.png,
+answer_loss.png and dialogues/<label>-<task>-seed<k>.jsonl. Eval tasks are named "math" and
+"code" (fully specified) and "math-sharded" and "code-sharded" (underspecified); Table 1 pairs
+each task with its "-sharded" twin.
+
+Deviations from the paper:
+  * Turn types come from a rule-based classifier by default (boxed answers, code blocks, question
+    marks, refusal phrases), not from Gemini-2.5-Pro. --judge ID uses a local chat model instead.
+  * The tiny world's sharded task uses its own test problems, cut into three shards ("Compute a
+    sum.", "The first number is 37.", ...). dialogue.ShardTeacher reveals them word for word.
+  * A dialogue cut by the token budget counts as unsolved here (training masks it out instead), so
+    every curve is over all problems; the truncation rate is reported next to it.
+  * The CI is over evaluation seeds for one model. `combine` computes it over training seeds
+    instead (the paper's 3 seeds).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+import dialogue
+import grpo
+import tasks
+import verify
+
+TURN_TYPES = ("answer_attempt", "clarification", "interrogation", "discussion", "hedge", "refuse", "missing")
+QUESTION_TYPES = ("clarification", "interrogation")
+
+
+# ---------------------------------------------------------------------------------------------
+# The curve (§5.1) and its 95% confidence interval (§5.4).
+# ---------------------------------------------------------------------------------------------
+
+def success_curve(dialogues, n_turns: int) -> list[float]:
+    """For t = 1..n_turns, the fraction of dialogues solved at or before turn t (non-decreasing).
+
+    A truncated dialogue (cut by the token budget) counts as unsolved. rollout never marks a
+    truncated dialogue as solved, so the explicit check only matters for hand-made records.
+    """
+    solved = [d.success_turn for d in dialogues if d.success_turn is not None and not d.truncated]
+    n = max(1, len(dialogues))
+    return [sum(s <= t for s in solved) / n for t in range(1, n_turns + 1)]
+
+
+# t_{0.975, df} for df = 1..30. For larger df, a Cornish-Fisher expansion around the normal
+# quantile is within 1e-5 of the exact value, so scipy is not needed.
+_T975 = [12.7062, 4.3027, 3.1824, 2.7764, 2.5706, 2.4469, 2.3646, 2.3060, 2.2622, 2.2281, 2.2010,
+         2.1788, 2.1604, 2.1448, 2.1314, 2.1199, 2.1098, 2.1009, 2.0930, 2.0860, 2.0796, 2.0739,
+         2.0687, 2.0639, 2.0595, 2.0555, 2.0518, 2.0484, 2.0452, 2.0423]
+
+
+def t975(df: int) -> float:
+    """The 97.5% quantile of Student's t with df degrees of freedom (two-sided 95%)."""
+    if df <= 30:
+        return _T975[df - 1]
+    z = 1.959963984540054
+    return z + (z ** 3 + z) / (4 * df) + (5 * z ** 5 + 16 * z ** 3 + 3 * z) / (96 * df ** 2)
+
+
+def mean_ci(curves: list[list[float]]) -> tuple[list[float], list[float] | None]:
+    """Mean over seeds, and the 95% CI half-width t_{0.975,n-1} * s / sqrt(n) (s with Bessel's
+    correction), computed turn by turn. The half-width is None for a single seed."""
+    n = len(curves)
+    if n == 0 or len({len(c) for c in curves}) != 1:
+        raise ValueError(f"mean_ci needs one or more curves of equal length, got lengths {[len(c) for c in curves]}.")
+    mean = [sum(col) / n for col in zip(*curves)]   # averaging keeps a non-decreasing curve non-decreasing
+    if n == 1:
+        return mean, None
+    sd = [math.sqrt(sum((x - m) ** 2 for x in col) / (n - 1)) for col, m in zip(zip(*curves), mean)]
+    return mean, [t975(n - 1) * s / math.sqrt(n) for s in sd]
+
+
+# ---------------------------------------------------------------------------------------------
+# One model on one eval task: the eval.json entry.
+# ---------------------------------------------------------------------------------------------
+
+def evaluate(model, tokenizer, problems, teacher, *, n_turns: int = 10, seeds=(0,), temperature: float = 1.0,
+             top_p: float = 1.0, max_turn_tokens: int = 256, max_dialogue_tokens: int = 4096, sharded: bool = False,
+             classifier=None, answer_loss: bool = False, progress: bool = True, desc: str = "eval"):
+    """Roll out every problem once per seed (group_size 1; the seed changes the sampling).
+
+    Returns (the eval.json entry, the dialogues of each seed). Every student message gets a
+    "turn_type" key, so the saved dialogues show how each turn was classified. `classifier(text,
+    task)` defaults to the rule-based `classify_turn`.
+    """
+    if not problems:
+        raise ValueError("evaluate needs at least one problem.")
+    if sharded and not all(p.shards for p in problems):
+        raise ValueError("evaluate(sharded=True) needs problems with shards.")
+    seeds, task = list(seeds), problems[0].task
+    if temperature == 0 and len(seeds) > 1:
+        print(f"note: greedy decoding gives every seed the same student turns; running all {len(seeds)} seeds anyway")
+    chat = dialogue.ChatFormat(tokenizer)   # checked once here, not once per seed
+    by_seed = []
+    for seed in tqdm(seeds, desc=desc, disable=not progress, dynamic_ncols=True):
+        by_seed.append(dialogue.rollout(model, tokenizer, problems, teacher, group_size=1, max_turns=n_turns,
+                                        max_turn_tokens=max_turn_tokens, max_dialogue_tokens=max_dialogue_tokens,
+                                        temperature=temperature, top_p=top_p, seed=seed, chat=chat, progress=progress))
+    every = [d for ds in by_seed for d in ds]
+    curves = [success_curve(ds, n_turns) for ds in by_seed]
+    mean, ci = mean_ci(curves)
+
+    classifier = classifier or classify_turn
+    turns = [m for d in every for m in d.student_turns()]
+    labels = (classifier.batch([m["text"] for m in turns], task) if hasattr(classifier, "batch")
+              else [classifier(m["text"], task) for m in turns])
+    for m, label in zip(turns, labels):
+        m["turn_type"] = label
+    replies = sum(m["role"] == "teacher" for d in every for m in d.messages[1:])   # the opening is no reply
+    entry = {
+        "n_problems": len(problems), "n_turns": n_turns,
+        "decoding": "greedy" if temperature == 0 else f"sampled, temperature {temperature}, top_p {top_p}",
+        "seeds": seeds, "success_at_turn": mean, "ci95": ci, "per_seed": curves,
+        "teacher_leak_rate": sum(d.leaks for d in every) / max(1, replies),
+        "truncated_rate": sum(d.truncated for d in every) / len(every),
+        "questions_per_conversation": sum(label in QUESTION_TYPES for label in labels) / len(every),
+        "turn_types": {k: labels.count(k) / max(1, len(labels)) for k in TURN_TYPES},
+        "turn_type_classifier": getattr(classifier, "name", "rules"),
+    }
+    if hasattr(classifier, "fallbacks"):
+        entry["judge_fallbacks"] = classifier.fallbacks
+    if sharded:
+        # An answer attempt is premature when the student makes it before the last shard is revealed
+        # (Fig. 6). The number of teacher messages before a student turn is the number of shards it has seen.
+        attempts = premature = 0
+        for d in every:
+            seen = 0
+            for m in d.messages:
+                seen += m["role"] == "teacher"
+                if m["role"] == "student" and m["turn_type"] == "answer_attempt":
+                    attempts += 1
+                    premature += seen < len(d.problem.shards)
+        entry["premature_answer_rate"] = premature / max(1, attempts)
+        entry["premature_answers_per_conversation"] = premature / len(every)
+    if answer_loss:
+        entry["answer_loss_by_turn"] = answer_loss_by_turn(model, tokenizer, every, n_turns, chat=chat)
+    return entry, by_seed
+
+
+def combine(entries: list[dict]) -> dict:
+    """Combine entries for one eval task from several TRAINING seeds (one trained model each) into
+    one entry. success_at_turn is their mean and ci95 is computed over them. per_seed holds one
+    curve per trained model. The other rates are averaged."""
+    if not entries:
+        raise ValueError("combine needs at least one entry.")
+    if len(entries) == 1:
+        return dict(entries[0])
+    first = entries[0]
+    for e in entries[1:]:
+        if e["n_problems"] != first["n_problems"] or len(e["success_at_turn"]) != len(first["success_at_turn"]):
+            raise ValueError("combine: the entries have different numbers of problems or turns; "
+                             "they are not the same eval task.")
+    curves = [e["success_at_turn"] for e in entries]
+    mean, ci = mean_ci(curves)
+    out = {**first, "success_at_turn": mean, "ci95": ci, "per_seed": curves, "training_seeds": len(entries)}
+    for key, value in first.items():
+        if key in ("success_at_turn", "ci95", "per_seed"):
+            continue
+        if isinstance(value, float):
+            out[key] = sum(e.get(key, 0.0) for e in entries) / len(entries)
+        elif key == "turn_types":
+            out[key] = {k: sum(e[key].get(k, 0.0) for e in entries) / len(entries) for k in value}
+        elif key == "answer_loss_by_turn":
+            cols = [[v for v in col if v is not None] for col in zip(*(e[key] for e in entries))]
+            out[key] = [sum(c) / len(c) if c else None for c in cols]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Fig. 3: the loss on the correct answer after each teacher turn.
+# ---------------------------------------------------------------------------------------------
+
+def answer_examples(d, chat) -> list[tuple[list[int], list[int]]]:
+    """One (ids, mask) per teacher turn t = 1, 2, ...: the student's context at turn t (every segment
+    up to and including teacher turn t, which ends with the assistant header), then the gold answer
+    as the student would write it, `\\boxed{gold}`. The mask is 1 exactly on those answer tokens.
+    The end-of-turn token is left out: the loss is on the answer, not on the choice to stop."""
+    answer = chat.encode(f"\\boxed{{{d.problem.answer}}}")
+    context, out = [], []
+    for role, seg in d.segments:
+        context = context + seg
+        if role == "teacher":
+            out.append((context + answer, [0] * len(context) + [1] * len(answer)))
+    return out
+
+
+@torch.no_grad()
+def answer_loss_by_turn(model, tokenizer, dialogues, n_turns: int, chat=None, batch_size: int = 8) -> list[float | None]:
+    """For each teacher turn t = 1..n_turns: -log p(answer | context), averaged over the answer's
+    tokens (per-token, so long answers don't dominate), then over the dialogues that reached turn
+    t. The entry is None where no dialogue did. A dialogue leaves the average once it is solved,
+    so later turns average over the harder problems."""
+    chat = chat or dialogue.ChatFormat(tokenizer, check=False)
+    device = next(model.parameters()).device
+    examples = [(t, ex) for d in dialogues if d.problem.answer is not None
+                for t, ex in enumerate(answer_examples(d, chat)[:n_turns])]
+    examples.sort(key=lambda e: len(e[1][0]))   # similar lengths in a batch: less padding
+    sums, counts = [0.0] * n_turns, [0] * n_turns
+    for i in range(0, len(examples), batch_size):
+        batch = examples[i:i + batch_size]
+        ids, mask, attention = grpo.batch_tensors([ex for _, ex in batch], chat.pad_id, device)  # (B, T)
+        logp = grpo.masked_logprobs(model, ids, mask, attention)                 # (B, T), 0 off the answer
+        nll = -logp.sum(1) / mask.sum(1)                                         # (B,) mean over answer tokens
+        for (t, _), value in zip(batch, nll.tolist()):
+            sums[t] += value
+            counts[t] += 1
+    return [s / c if c else None for s, c in zip(sums, counts)]
+
+
+# ---------------------------------------------------------------------------------------------
+# §5.2 turn types (Lost in Conversation's taxonomy): rules by default, or a judge model.
+# ---------------------------------------------------------------------------------------------
+
+_BOX = re.compile(r"\\(?:boxed|fbox)(?![a-zA-Z])")
+_CODE_BLOCK = re.compile(r"```[ \t]*(python3?|py)?[^\n`]*\n(.*?)```", re.S | re.I)
+_EITHER = re.compile(r"\beither\b[^?!\n]{0,150}?\bor\b[^?!\n]{0,60}", re.I)
+_REFUSE = re.compile(r"\b(i can ?not|i can't|i can’t|i'm unable|i am unable|i'm not able|i am not able|"
+                     r"i won't|i will not|not possible to|impossible to)\b", re.I)
+
+
+def classify_turn(text: str, task: str = "math") -> str:
+    """The rule-based turn type of one student turn (the default classifier).
+
+    missing: empty. answer_attempt: one answer, i.e. one distinct \\boxed{} (math) or one code block
+    (code). hedge: several different answers, or "either ... or" naming two or more numbers.
+    clarification: no answer and exactly one question, in a short turn (< 200 characters).
+    interrogation: no answer and two or more questions. refuse: no answer and a phrase like "I
+    can't" or "not possible to". discussion: everything else, such as a long turn with one question.
+    """
+    if not text or not text.strip():
+        return "missing"
+    if task == "code":
+        answers = {body.strip() for _, body in _CODE_BLOCK.findall(text)}
+    else:
+        # each box is read up to where the next one starts
+        starts = [m.start() for m in _BOX.finditer(text)] + [len(text)]
+        boxes = [verify.extract_answer(text[a:b]) for a, b in zip(starts, starts[1:])]
+        answers = {verify.normalize_answer(b) for b in boxes if b}
+    either = _EITHER.search(text)
+    if len(answers) >= 2 or (either and len(re.findall(r"\d+(?:\.\d+)?", either.group(0))) >= 2):
+        return "hedge"
+    if answers:
+        return "answer_attempt"
+    questions = len(re.findall(r"\?+", text))   # "??" is one question
+    if questions >= 2:
+        return "interrogation"
+    if questions == 1 and len(text.strip()) < 200:
+        return "clarification"
+    if _REFUSE.search(text):
+        return "refuse"
+    return "discussion"
+
+
+JUDGE_PROMPT = """Classify one turn of an assistant that is solving a {task} problem in a conversation with a user.
+The turn types:
+answer_attempt: the turn gives one complete answer ({answer}).
+clarification: no answer; a short turn asking exactly one question.
+interrogation: no answer; the turn asks several questions.
+discussion: no answer and no question; it reasons, explains or comments.
+hedge: the turn gives several candidate answers or branches (for example "either 12 or 15").
+refuse: the turn declines, or says it cannot answer.
+missing: the turn is empty.
+
+The turn:
+<<<
+{text}
+>>>
+Reply with the name of its type only."""
+
+
+class JudgeClassifier:
+    """The paper's model-as-judge (§5.2) with any local chat model. It greedy-decodes a few tokens
+    per turn and reads the first type name in the reply. When no name parses, it uses the rule-based
+    label instead and counts a fallback. `batch` classifies many turns with one generate call per batch."""
+
+    def __init__(self, model, tokenizer, max_new_tokens: int = 8, batch_size: int = 32, max_chars: int = 3000):
+        self.model, self.tokenizer = model, tokenizer
+        self.chat = dialogue.ChatFormat(tokenizer, check=False)  # one-message prompts: prefixes don't matter
+        self.max_new_tokens, self.batch_size, self.max_chars = max_new_tokens, batch_size, max_chars
+        self.name = f"judge {getattr(tokenizer, 'name_or_path', '')}".strip()
+        self.fallbacks = 0
+
+    def __call__(self, text: str, task: str = "math") -> str:
+        return self.batch([text], task)[0]
+
+    def batch(self, texts: list[str], task: str = "math") -> list[str]:
+        labels = ["missing" if not t.strip() else None for t in texts]   # no judge needed for an empty turn
+        todo = [i for i, label in enumerate(labels) if label is None]
+        answer = "a final answer in \\boxed{}" if task == "math" else "a complete program in a code block"
+        for k in range(0, len(todo), self.batch_size):
+            rows = todo[k:k + self.batch_size]
+            prompts = [self.chat.encode_messages([{"role": "user", "content": JUDGE_PROMPT.format(
+                task=task, answer=answer, text=self._clip(texts[i]))}]) for i in rows]
+            outs = dialogue.generate(self.model, prompts, self.max_new_tokens, temperature=0,
+                                     stop_token_ids=self.chat.stop_ids, pad_token_id=self.chat.pad_id)
+            for i, reply in zip(rows, self.tokenizer.batch_decode(outs, skip_special_tokens=True)):
+                labels[i] = parse_turn_type(reply)
+                if labels[i] is None:
+                    self.fallbacks += 1
+                    labels[i] = classify_turn(texts[i], task)
+        return labels
+
+    def _clip(self, text: str) -> str:
+        """Keep the start and the end of a long turn: the answer is usually at the end."""
+        half = self.max_chars // 2
+        return text if len(text) <= self.max_chars else text[:half] + "\n[...]\n" + text[-half:]
+
+
+def parse_turn_type(reply: str) -> str | None:
+    """The first turn-type name in a judge's reply ("Answer attempt." counts), or None."""
+    reply = re.sub(r"[\s-]+", "_", reply.lower())
+    found = [(reply.find(k), k) for k in TURN_TYPES if k in reply]
+    return min(found)[1] if found else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Reports: eval.json, results.md, plots.
+# ---------------------------------------------------------------------------------------------
+
+def write_report(out: Path, results: dict, n_turns_train: int | None = None) -> None:
+    """Write eval.json (exactly `results`: {model_label: {eval_task: entry}}), results.md and, when
+    matplotlib is installed, success_by_turn_<task>.png and answer_loss.png. Each file is written to
+    a temporary file and then renamed, so a killed run never leaves half a file."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    validate_eval_json(results)
+    _atomic_text(out / "eval.json", json.dumps(results, indent=2))
+    plots = _plots(out, results, n_turns_train)
+    _atomic_text(out / "results.md", _markdown(results, plots))
+
+
+def _tasks(results: dict) -> list[str]:
+    names = {t for by_task in results.values() for t in by_task}
+    return sorted(names, key=lambda t: (t.removesuffix("-sharded"), t.endswith("-sharded")))
+
+
+def _pm(values, ci, i: int, scale: float = 1.0, digits: int = 3) -> str:
+    """The value at turn i as "mean ± ci", or just the mean when there is no CI."""
+    if i >= len(values) or values[i] is None:
+        return "–"
+    s = f"{scale * values[i]:.{digits}f}"
+    return s + (f" ± {scale * ci[i]:.{digits}f}" if ci else "")
+
+
+def _num(e: dict, key: str, percent: bool = False) -> str:
+    return "–" if e.get(key) is None else (f"{100 * e[key]:.1f}%" if percent else f"{e[key]:.2f}")
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(r) + " |" for r in rows]
+
+
+def _markdown(results: dict, plots: list[str] | None) -> str:
+    lines = ["# Evaluation", "", "Success at turn t is the fraction of dialogues solved at or before turn t, "
+             "as mean ± 95% CI half-width over seeds. Truncated dialogues count as unsolved."]
+    names = _tasks(results)
+    for task in names:
+        entries = {label: r[task] for label, r in results.items() if task in r}
+        N = max(len(e["success_at_turn"]) for e in entries.values())
+        e0 = next(iter(entries.values()))
+        lines += ["", f"## {task}: success by turn", "",
+                  f"{e0['n_problems']} problems; {e0.get('decoding', '?')}; seeds {e0.get('seeds', '?')}.", ""]
+        lines += _table(["model"] + [str(t) for t in range(1, N + 1)],
+                        [[label] + [_pm(e["success_at_turn"], e["ci95"], i) for i in range(N)]
+                         for label, e in entries.items()])
+        if plots and f"success_by_turn_{task}.png" in plots:
+            lines += ["", f"![success by turn, {task}](success_by_turn_{task}.png)"]
+    pairs = [t for t in names if not t.endswith("-sharded") and f"{t}-sharded" in names]
+    if pairs:
+        lines += ["", "## Full vs sharded (Table 1): success at the last turn, %", ""]
+        rows = []
+        for task in pairs:
+            for setting, name in (("Full", task), ("Sharded", f"{task}-sharded")):
+                rows.append([task.capitalize(), setting] + [
+                    _pm(r[name]["success_at_turn"], r[name]["ci95"], len(r[name]["success_at_turn"]) - 1, 100, 1)
+                    if name in r else "–" for r in results.values()])
+        lines += _table(["domain", "setting"] + list(results), rows)
+    rows, types = [], []
+    for label, by_task in results.items():
+        for task, e in by_task.items():
+            rows.append([label, task, _num(e, "questions_per_conversation"), _num(e, "premature_answer_rate", True),
+                         _num(e, "premature_answers_per_conversation"), _num(e, "teacher_leak_rate", True),
+                         _num(e, "truncated_rate", True), e.get("turn_type_classifier", "–")])
+            if "turn_types" in e:
+                types.append([label, task] + [f"{100 * e['turn_types'].get(k, 0.0):.1f}" for k in TURN_TYPES])
+    lines += ["", "## Behaviour (§5.2, §6.4)", ""]
+    lines += _table(["model", "task", "questions / conversation", "premature answer rate",
+                     "premature answers / conversation", "teacher leak rate", "truncated", "turn types by"], rows)
+    if types:
+        lines += ["", "## Turn types (% of student turns)", ""] + _table(["model", "task", *TURN_TYPES], types)
+    losses = [(label, task, e["answer_loss_by_turn"]) for label, by_task in results.items()
+              for task, e in by_task.items() if e.get("answer_loss_by_turn")]
+    if losses:
+        N = max(len(v) for _, _, v in losses)
+        lines += ["", "## Loss on the correct answer after each teacher turn (Fig. 3; nats per token)", ""]
+        lines += _table(["model", "task"] + [str(t) for t in range(1, N + 1)],
+                        [[label, task] + [_pm(v, None, i) for i in range(N)] for label, task, v in losses])
+        if plots and "answer_loss.png" in plots:
+            lines += ["", "![loss on the correct answer](answer_loss.png)"]
+    if plots is None:
+        lines += ["", "Plots need matplotlib (`pip install matplotlib`); none were drawn."]
+    return "\n".join(lines) + "\n"
+
+
+def _plots(out: Path, results: dict, n_turns_train: int | None) -> list[str] | None:
+    """Fig. 1-style success curves with CI bands, one file per eval task, and Fig. 3's loss curves.
+    Returns the names of the files written, or None without matplotlib."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")   # no display needed: files only
+        import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
+    except ImportError:
+        return None
+    written = []
+
+    def save(fig, name):
+        tmp = out / f"{name}.tmp"
+        fig.tight_layout()
+        fig.savefig(tmp, dpi=120, format="png")
+        plt.close(fig)
+        os.replace(tmp, out / name)
+        written.append(name)
+
+    for task in _tasks(results):
+        fig, ax = plt.subplots(figsize=(5.5, 3.8))
+        for label, by_task in results.items():
+            if task not in by_task:
+                continue
+            y, ci = by_task[task]["success_at_turn"], by_task[task]["ci95"]
+            x = range(1, len(y) + 1)
+            line, = ax.plot(x, y, marker="o", ms=3, label=label)
+            if ci:
+                ax.fill_between(x, [a - c for a, c in zip(y, ci)], [a + c for a, c in zip(y, ci)],
+                                color=line.get_color(), alpha=0.2)
+        if n_turns_train:
+            ax.axvline(n_turns_train, ls="--", color="grey", lw=1, label=f"training horizon N={n_turns_train}")
+        ax.set(xlabel="turn t", ylabel="success rate (solved by turn t)", title=task)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend(fontsize=8)
+        save(fig, f"success_by_turn_{task}.png")
+    losses = [(f"{label} ({task})", e["answer_loss_by_turn"]) for label, by_task in results.items()
+              for task, e in by_task.items() if e.get("answer_loss_by_turn")]
+    if losses:
+        fig, ax = plt.subplots(figsize=(5.5, 3.8))
+        for name, values in losses:
+            points = [(t, v) for t, v in enumerate(values, start=1) if v is not None]
+            ax.plot([t for t, _ in points], [v for _, v in points], marker="o", ms=3, label=name)
+        ax.set(xlabel="teacher turn", ylabel="loss on the correct answer (nats/token)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend(fontsize=8)
+        save(fig, "answer_loss.png")
+    return written
+
+
+def validate_eval_json(obj) -> None:
+    """Raise ValueError naming the problem when `obj` is not {label: {task: {"n_problems": int,
+    "success_at_turn": [N floats in 0..1, non-decreasing], "ci95": [N floats] or None, ...}}}."""
+    def check(ok, where, msg):
+        if not ok:
+            raise ValueError(f"eval.json{where}: {msg}")
+
+    def num(x, hi=math.inf):   # NaN fails both comparisons
+        return isinstance(x, (int, float)) and not isinstance(x, bool) and 0 <= x <= hi
+
+    check(isinstance(obj, dict) and obj, "", "should be a non-empty object {model label: {eval task: entry}}")
+    for label, by_task in obj.items():
+        check(isinstance(by_task, dict) and by_task, f"[{label!r}]", "should be a non-empty object {eval task: entry}")
+        for task, e in by_task.items():
+            w = f"[{label!r}][{task!r}]"
+            check(isinstance(e, dict), w, "should be an object")
+            for key in ("n_problems", "success_at_turn", "ci95"):
+                check(key in e, w, f"has no key {key!r}")
+            check(isinstance(e["n_problems"], int) and num(e["n_problems"]), w, "'n_problems' should be an integer >= 0")
+            s, ci = e["success_at_turn"], e["ci95"]
+            check(isinstance(s, list) and s and all(num(x, 1) for x in s), w,
+                  "'success_at_turn' should be a non-empty list of numbers in [0, 1]")
+            for t in range(1, len(s)):
+                check(s[t] >= s[t - 1] - 1e-9, w, f"'success_at_turn' decreases from turn {t} to turn {t + 1} "
+                      f"({s[t - 1]} -> {s[t]}), but it counts the dialogues solved at or before each turn")
+            check(ci is None or (isinstance(ci, list) and len(ci) == len(s) and all(map(num, ci))), w,
+                  f"'ci95' should be null or a list of {len(s)} non-negative numbers")
+            check(e.get("n_turns", len(s)) == len(s), w, f"'n_turns' differs from the {len(s)} values of 'success_at_turn'")
+            per_seed = e.get("per_seed", [])
+            check(isinstance(per_seed, list) and all(isinstance(c, list) and len(c) == len(s) for c in per_seed), w,
+                  f"'per_seed' should be a list of curves of {len(s)} values")
+            for key in ("teacher_leak_rate", "truncated_rate", "premature_answer_rate"):
+                check(num(e.get(key, 0), 1), w, f"{key!r} should be a rate in [0, 1], not {e.get(key)!r}")
+            loss = e.get("answer_loss_by_turn") or []
+            check(isinstance(loss, list) and all(v is None or num(v) for v in loss), w,
+                  "'answer_loss_by_turn' should be a list of numbers or nulls")
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    tmp = Path(f"{path}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------------------------------------
+# The standalone CLI.
+# ---------------------------------------------------------------------------------------------
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", action="append", help="'tiny', a hub id or a save_pretrained folder; repeat for several")
+    p.add_argument("--label", action="append", help="a model's name in the tables; one per --model (default: folder name)")
+    p.add_argument("--task", choices=["math", "code"], default="math")
+    p.add_argument("--data", default="tiny", help="tiny, a dataset file or folder, or 'hub'")
+    p.add_argument("--dataset", help="which dataset --data holds (default: omni-math, or livecodebench for code)")
+    p.add_argument("--sharded-data", help="Lost in Conversation JSON (path or 'hub'): adds '<task>-sharded' (tiny: always)")
+    p.add_argument("--turns", type=int, default=10, help="N at test time (the paper: 10)")
+    p.add_argument("--train-turns", type=int, default=4, help="the training horizon, marked on the plots (0: none)")
+    p.add_argument("--seeds", type=int, default=3, help="rollouts of each problem, one per seed 0..k-1")
+    p.add_argument("--temperature", type=float, default=1.0, help="0: greedy")
+    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--teacher", default="auto", help="auto: scripted in the tiny world, else the first --model (frozen) "
+                   "teaches every student; same: each student its own copy; scripted; or a hub id / folder")
+    p.add_argument("--problems", type=int, help="how many test problems (default: 200 tiny, all else)")
+    p.add_argument("--judge", help="a local chat model that classifies turn types (default: rules)")
+    p.add_argument("--answer-loss", action="store_true", help="also compute Fig. 3's loss on the correct answer")
+    p.add_argument("--max-turn-tokens", type=int, help="default: 32 for tiny data, 1024 otherwise")
+    p.add_argument("--max-dialogue-tokens", type=int, help="default: 512 for tiny data, 8192 otherwise")
+    p.add_argument("--device")
+    p.add_argument("--out", help="default: runs/eval-<task>-<time>")
+    args = p.parse_args(argv)
+    tiny = args.data == "tiny"
+    args.model = args.model or ["tiny"]
+    args.max_turn_tokens = args.max_turn_tokens or (32 if tiny else 1024)
+    args.max_dialogue_tokens = args.max_dialogue_tokens or (512 if tiny else 8192)
+    args.out = Path(args.out or f"runs/eval-{args.task}-{time.strftime('%Y%m%d-%H%M%S')}")
+    return args
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    labels = args.label or [m if m == "tiny" else Path(m.rstrip("/")).name for m in args.model]
+    if len(labels) != len(args.model) or len(set(labels)) != len(labels):
+        raise dialogue.UserError("Give one distinct --label per --model (default labels are folder names, "
+                                 "and two of them are the same here).")
+    if args.teacher == "scripted" and args.data != "tiny":
+        raise dialogue.UserError("The scripted teacher only knows the tiny world's problems; pass --teacher auto, "
+                                 "same, or a model id.")
+    eval_tasks = load_eval_tasks(args)
+    (args.out / "dialogues").mkdir(parents=True, exist_ok=True)
+    judge = JudgeClassifier(*dialogue.load_model(args.judge, args.device)) if args.judge else None
+    teacher_model = None   # (model, tokenizer) of an LLM teacher shared by every student
+    if args.teacher not in ("auto", "same", "scripted"):
+        teacher_model = dialogue.load_model(args.teacher, args.device)
+        teacher_model[0].requires_grad_(False)
+    results = {}
+    for k, (name, label) in enumerate(zip(args.model, labels)):
+        student, tokenizer = dialogue.load_model(name, args.device)
+        if k == 0 and args.teacher == "auto" and args.data != "tiny":
+            teacher_model = (student, tokenizer)   # the first model (the base) teaches everyone: kept loaded
+        results[label] = {}
+        for task, problems in eval_tasks.items():
+            entry, by_seed = evaluate(
+                student, tokenizer, problems, make_teacher(args, task, student, tokenizer, teacher_model),
+                n_turns=args.turns, seeds=range(args.seeds), temperature=args.temperature, top_p=args.top_p,
+                max_turn_tokens=args.max_turn_tokens, max_dialogue_tokens=args.max_dialogue_tokens,
+                sharded=task.endswith("-sharded"), classifier=judge, answer_loss=args.answer_loss,
+                desc=f"{label}/{task}")
+            results[label][task] = entry
+            for seed, ds in enumerate(by_seed):
+                dialogue.write_jsonl(args.out / "dialogues" / f"{label}-{task}-seed{seed}.jsonl", [d.to_json() for d in ds])
+            _atomic_text(args.out / "dialogues" / f"{label}-{task}-sample.txt",
+                         "\n\n".join(d.render() for d in by_seed[0][:8]) + "\n")
+            print(f"{label}/{task}: solved by turn " + " ".join(f"{t}:{s:.2f}" for t, s in
+                  enumerate(entry["success_at_turn"], start=1)) + f"; truncated {entry['truncated_rate']:.2f}")
+        write_report(args.out, results, args.train_turns or None)   # after each model: nothing is lost
+        del student
+    print(f"wrote {args.out}/eval.json and results.md")
+    return results
+
+
+def load_eval_tasks(args) -> dict[str, list]:
+    """{eval task name: problems}. Tiny: "math" and "math-sharded" use the same test problems."""
+    if args.data == "tiny":
+        if args.task == "code":
+            raise dialogue.UserError("The tiny world has no code problems; evaluate --task code on LiveCodeBench "
+                                     "with --data PATH (or hub).")
+        problems = tasks.tiny_math_problems("test", args.problems or 200, seed=0)
+        return {"math": problems, "math-sharded": problems}
+    name = args.dataset or {"math": "omni-math", "code": "livecodebench"}[args.task]
+    path = None if args.data == "hub" else args.data
+    key = f"{args.task}-sharded" if name.startswith("lic-") else args.task   # --dataset lic-math is sharded
+    out = {key: tasks.load_task(name, path, split="test", n=args.problems)}
+    if args.sharded_data:
+        sharded_path = None if args.sharded_data == "hub" else args.sharded_data
+        out[f"{args.task}-sharded"] = tasks.load_task(f"lic-{args.task}", sharded_path, n=args.problems)
+    return out
+
+
+def make_teacher(args, task: str, student, tokenizer, teacher_model):
+    """Sharded tasks get the lazy user. The tiny world gets its scripted teacher unless --teacher names a
+    model. Otherwise the teacher is an LLM: the shared one, or with --teacher same the student itself
+    (its weights are not trained here, so no copy is needed)."""
+    if task.endswith("-sharded"):
+        return dialogue.ShardTeacher()
+    if args.teacher == "scripted" or (args.teacher == "auto" and args.data == "tiny"):
+        return dialogue.HintTeacher()
+    model, tok = (student, tokenizer) if args.teacher == "same" else teacher_model
+    return dialogue.ModelTeacher(model, tok)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except (dialogue.UserError, tasks.DataError) as e:
+        sys.exit(f"error: {e}")
+    except KeyboardInterrupt:
+        sys.exit("interrupted: the reports written so far (after each model) are intact")

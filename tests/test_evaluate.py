@@ -1,0 +1,291 @@
+"""evaluate.py: curves and CIs by hand, sharded premature answers, the answer loss's mask, turn types,
+the reports and their schema, and the standalone CLI."""
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import dialogue
+import evaluate
+import tasks
+from conftest import ROOT, random_llama
+from dialogue import ChatFormat, Dialogue
+
+
+def _d(success_turn=None, truncated=False):
+    p = tasks.Problem(id="p", task="math", statement="What is 40 + 45?", answer="85")
+    return Dialogue(problem=p, success_turn=success_turn, truncated=truncated)
+
+
+def test_success_curve_by_hand():
+    ds = [_d(1), _d(3), _d(None), _d(None, truncated=True), _d(2, truncated=True), _d(4)]
+    curve = evaluate.success_curve(ds, 5)
+    assert curve == pytest.approx([1 / 6, 1 / 6, 2 / 6, 3 / 6, 3 / 6])   # truncated dialogues count as unsolved
+    assert all(a <= b for a, b in zip(curve, curve[1:]))
+    assert evaluate.success_curve([_d(7)], 3) == [0.0, 0.0, 0.0]         # solved after the horizon
+
+
+def test_mean_ci_by_hand():
+    mean, ci = evaluate.mean_ci([[0.5, 0.1], [0.6, 0.1], [0.7, 0.1]])
+    assert mean == pytest.approx([0.6, 0.1])
+    # s = 0.1 (Bessel), t_{0.975, 2} = 4.3027 -> 4.3027 * 0.1 / sqrt(3)
+    assert ci == pytest.approx([4.3027 * 0.1 / math.sqrt(3), 0.0], abs=1e-6)
+    assert ci[0] == pytest.approx(0.2484, abs=1e-4)
+    assert evaluate.mean_ci([[0.2, 0.4]]) == ([0.2, 0.4], None)
+    assert evaluate.t975(1) == pytest.approx(12.706, abs=1e-3)
+    assert evaluate.t975(100) == pytest.approx(1.98397, abs=1e-4)     # the expansion beyond the table
+    with pytest.raises(ValueError):
+        evaluate.mean_ci([[0.1], [0.1, 0.2]])
+
+
+def test_combine_over_training_seeds():
+    e = lambda s, q: {"n_problems": 4, "n_turns": 2, "success_at_turn": s, "ci95": None, "per_seed": [s],
+                      "questions_per_conversation": q, "turn_types": {"answer_attempt": q},
+                      "answer_loss_by_turn": [1.0, None]}
+    c = evaluate.combine([e([0.5, 0.6], 0.2), e([0.6, 0.7], 0.4), e([0.7, 0.8], 0.6)])
+    assert c["success_at_turn"] == pytest.approx([0.6, 0.7])
+    assert c["ci95"] == pytest.approx([0.2484, 0.2484], abs=1e-4)
+    assert c["per_seed"] == [[0.5, 0.6], [0.6, 0.7], [0.7, 0.8]] and c["training_seeds"] == 3
+    assert c["questions_per_conversation"] == pytest.approx(0.4)
+    assert c["turn_types"]["answer_attempt"] == pytest.approx(0.4)
+    assert c["answer_loss_by_turn"] == [1.0, None]
+    evaluate.validate_eval_json({"m": {"math": c}})
+
+
+def _script(monkeypatch, tok, replies):
+    """The student, scripted: the reply to a prompt depends on its opening shard and on the turn number."""
+    chat = ChatFormat(tok)
+
+    def fake_generate(model, prompts, max_new_tokens, **kw):
+        outs = []
+        for prompt in prompts:
+            text = tok.decode(prompt)
+            key = next(k for k in replies if k in text)
+            reply = replies[key][text.count("<|assistant|>") - 1]
+            outs.append(tok.encode(reply, add_special_tokens=False) + [chat.end_of_turn])
+        return outs
+    monkeypatch.setattr(dialogue, "generate", fake_generate)
+
+
+def test_evaluate_sharded_counts_premature_answers(monkeypatch, tok):
+    ann = tasks.Problem(id="ann", task="math", statement="Ann: 40 + 45?", answer="85", source="tiny",
+                        shards=["Compute a sum for Ann.", "The first number is 40.", "The second number is 45."])
+    bob = tasks.Problem(id="bob", task="math", statement="Bob: 12 + 30?", answer="42", source="tiny",
+                        shards=["Compute a sum for Bob.", "The first number is 12.", "The second number is 30."])
+    _script(monkeypatch, tok, {"Ann.": ["\\boxed{12}", "\\boxed{50}", "\\boxed{85}"],
+                               "Bob.": ["What are the numbers?", "\\boxed{13}", "\\boxed{41}"]})
+    entry, by_seed = evaluate.evaluate(None, tok, [ann, bob], dialogue.ShardTeacher(), n_turns=10, seeds=(0, 1),
+                                       sharded=True, progress=False)
+    for d in by_seed[0]:   # one shard per turn, in order, then the dialogue ends
+        assert [m["text"] for m in d.messages if m["role"] == "teacher"] == d.problem.shards
+        assert d.turns == 3
+    assert entry["success_at_turn"] == [0.0, 0.0, 0.5] + [0.5] * 7
+    assert entry["ci95"] == [0.0] * 10 and entry["per_seed"] == [entry["success_at_turn"]] * 2
+    # answer attempts: Ann at turns 1, 2, 3 and Bob at turns 2, 3; before the last shard: Ann 1, 2 and Bob 2
+    assert entry["premature_answer_rate"] == pytest.approx(3 / 5)
+    assert entry["premature_answers_per_conversation"] == pytest.approx(3 / 2)
+    assert entry["questions_per_conversation"] == pytest.approx(1 / 2)
+    assert entry["turn_types"]["answer_attempt"] == pytest.approx(5 / 6)
+    assert entry["turn_types"]["clarification"] == pytest.approx(1 / 6)
+    assert entry["teacher_leak_rate"] == 0.0 and entry["truncated_rate"] == 0.0
+    assert entry["decoding"] == "sampled, temperature 1.0, top_p 1.0" and entry["seeds"] == [0, 1]
+    assert by_seed[0][1].messages[1]["turn_type"] == "clarification"
+    evaluate.validate_eval_json({"scripted": {"math-sharded": entry}})
+    greedy, _ = evaluate.evaluate(None, tok, [ann], dialogue.ShardTeacher(), n_turns=2, temperature=0, progress=False)
+    assert greedy["decoding"] == "greedy" and greedy["ci95"] is None and "premature_answer_rate" not in greedy
+
+
+def _two_turn_dialogue(chat, hint="Not quite. The last digit is 5."):
+    p = tasks.Problem(id="p", task="math", statement="What is 40 + 45?", answer="85")
+    segs = [("teacher", chat.opening(p.statement)), ("student", chat.encode("\\boxed{84}") + [chat.end_of_turn]),
+            ("teacher", chat.teacher_turn(hint)), ("student", chat.encode("\\boxed{75}") + [chat.end_of_turn])]
+    return Dialogue(problem=p, segments=segs)
+
+
+def test_answer_loss_is_on_the_answer_tokens_only(tok, model):
+    chat = ChatFormat(tok)
+    d = _two_turn_dialogue(chat)
+    answer = chat.encode("\\boxed{85}")
+    examples = evaluate.answer_examples(d, chat)
+    assert len(examples) == 2                       # one per teacher turn
+    for (ids, mask), end in zip(examples, [1, 3]):
+        context = [i for _, seg in d.segments[:end] for i in seg]
+        assert ids == context + answer and sum(mask) == len(answer) and mask[-len(answer):] == [1] * len(answer)
+        assert context[-1] == tok.convert_tokens_to_ids("<|assistant|>")
+    losses = evaluate.answer_loss_by_turn(model, tok, [d], n_turns=3)
+    assert losses[2] is None                        # no dialogue reached teacher turn 3
+    for (ids, mask), got in zip(examples, losses):  # by hand, from full logits
+        with torch.no_grad():
+            logp = torch.log_softmax(model(torch.tensor([ids])).logits[0].float(), -1)   # (T, V)
+        n = len(answer)
+        manual = -sum(logp[len(ids) - n - 1 + j, ids[len(ids) - n + j]].item() for j in range(n)) / n
+        assert got == pytest.approx(manual, abs=1e-4)
+    # a different hint changes the loss after turn 2 only; batching and padding change nothing
+    other = _two_turn_dialogue(chat, hint="The tens digit is 8.")
+    both = evaluate.answer_loss_by_turn(model, tok, [d, other], n_turns=2, batch_size=4)
+    alone = evaluate.answer_loss_by_turn(model, tok, [other], n_turns=2, batch_size=1)
+    assert alone[0] == pytest.approx(losses[0], abs=1e-5) and alone[1] != pytest.approx(losses[1], abs=1e-4)
+    assert both == pytest.approx([losses[0], (losses[1] + alone[1]) / 2], abs=1e-5)
+
+
+TURNS = [  # (text, task, type)
+    ("", "math", "missing"), ("   \n", "math", "missing"), ("", "code", "missing"),
+    ("\\boxed{85}", "math", "answer_attempt"), ("40 + 45 = 85, so the answer is \\boxed{85}.", "math", "answer_attempt"),
+    ("I think it is \\boxed{85}. Is that right?", "math", "answer_attempt"),
+    ("\\boxed{85} ... checking again: \\boxed{85}", "math", "answer_attempt"),
+    ("Here:\n```python\nprint(sum(map(int, input().split())))\n```", "code", "answer_attempt"),
+    ("It is \\boxed{84} or maybe \\boxed{85}.", "math", "hedge"),
+    ("The answer is either 84 or 85, depending on rounding.", "math", "hedge"),
+    ("```python\nprint(1)\n```\nor, if the input is one line:\n```python\nprint(2)\n```", "code", "hedge"),
+    ("What is the last digit?", "math", "clarification"), ("Could you tell me the second number?", "math", "clarification"),
+    ("I need more information. What are the numbers?", "math", "clarification"),
+    ("What is the first number? And the second?", "math", "interrogation"),
+    ("Is it a sum? What are the numbers? Are they integers?", "math", "interrogation"),
+    ("What input format do you use? Should I read from stdin?", "code", "interrogation"),
+    ("I can't solve this without the numbers.", "math", "refuse"), ("I cannot help with that.", "code", "refuse"),
+    ("I'm unable to compute that.", "math", "refuse"), ("It is not possible to answer yet.", "math", "refuse"),
+    ("Let me think about sums in general.", "math", "discussion"),
+    ("Adding two numbers means combining their values; the tens and the units add separately.", "math", "discussion"),
+    ("First I would read the input, then loop over it.", "code", "discussion"),
+    ("x" * 250 + " so what is the first number?", "math", "discussion"),   # long, one question
+]
+
+
+@pytest.mark.parametrize("text,task,kind", TURNS)
+def test_classify_turn(text, task, kind):
+    assert evaluate.classify_turn(text, task) == kind
+
+
+def test_classify_table_covers_every_type():
+    for kind in evaluate.TURN_TYPES:
+        assert sum(k == kind for _, _, k in TURNS) >= 3, kind
+
+
+def test_judge_classifier_parses_and_falls_back(monkeypatch, tok, model):
+    replies = iter(["Clarification", "answer attempt.", "I am not sure"])
+    chat = ChatFormat(tok)
+    seen = []
+
+    def fake_generate(m, prompts, max_new_tokens, **kw):
+        seen.append(len(prompts))
+        assert kw["temperature"] == 0
+        return [tok.encode(next(replies), add_special_tokens=False) + [chat.end_of_turn] for _ in prompts]
+    monkeypatch.setattr(dialogue, "generate", fake_generate)
+    judge = evaluate.JudgeClassifier(model, tok)
+    labels = judge.batch(["What is it?", "", "\\boxed{3}", "Hmm, \\boxed{4} or \\boxed{5}"], "math")
+    assert labels == ["clarification", "missing", "answer_attempt", "hedge"]   # the last one from the rules
+    assert judge.fallbacks == 1 and seen == [3]                              # one batch; no call for an empty turn
+    assert evaluate.parse_turn_type("Type: interrogation") == "interrogation"
+    assert evaluate.parse_turn_type("none of these") is None
+
+
+def _entry(curve, ci=None, **extra):
+    return {"n_problems": 4, "n_turns": len(curve), "success_at_turn": curve, "ci95": ci, **extra}
+
+
+def _results():
+    types = {k: 0.0 for k in evaluate.TURN_TYPES} | {"answer_attempt": 0.75, "clarification": 0.25}
+    return {
+        "base": {"math": _entry([0.2, 0.3, 0.4], [0.05, 0.05, 0.1], turn_types=types, questions_per_conversation=0.5,
+                                teacher_leak_rate=0.0, truncated_rate=0.1, answer_loss_by_turn=[2.0, 1.5, None]),
+                 "math-sharded": _entry([0.1, 0.2, 0.25], premature_answer_rate=0.8, turn_types=types)},
+        "sml": {"math": _entry([0.3, 0.5, 0.6], [0.02, 0.03, 0.04]),
+                "math-sharded": _entry([0.2, 0.3, 0.35], premature_answer_rate=0.4)},
+    }
+
+
+def test_write_report(tmp_path):
+    results = _results()
+    evaluate.write_report(tmp_path, results, n_turns_train=2)
+    saved = json.loads((tmp_path / "eval.json").read_text())
+    assert saved == results
+    evaluate.validate_eval_json(saved)
+    md = (tmp_path / "results.md").read_text()
+    assert "## math: success by turn" in md and "| model | 1 | 2 | 3 |" in md
+    assert "| base | 0.200 ± 0.050 | 0.300 ± 0.050 | 0.400 ± 0.100 |" in md
+    assert "| Math | Full | 40.0 ± 10.0 | 60.0 ± 4.0 |" in md and "| Math | Sharded | 25.0 | 35.0 |" in md
+    assert "Turn types" in md and "questions / conversation" in md and "80.0%" in md
+    assert "Loss on the correct answer" in md
+    assert not list(tmp_path.glob("*.tmp"))
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        assert "Plots need matplotlib" in md
+    else:
+        for name in ["success_by_turn_math.png", "success_by_turn_math-sharded.png", "answer_loss.png"]:
+            assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_write_report_without_matplotlib(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)   # import matplotlib now raises ImportError
+    evaluate.write_report(tmp_path, _results())
+    assert "Plots need matplotlib" in (tmp_path / "results.md").read_text()
+    assert not list(tmp_path.glob("*.png"))
+
+
+@pytest.mark.parametrize("bad,message", [
+    ({}, "non-empty"),
+    ({"m": {"math": {"success_at_turn": [0.1], "ci95": None}}}, "n_problems"),
+    ({"m": {"math": {"n_problems": 3, "ci95": None}}}, "success_at_turn"),
+    ({"m": {"math": {"n_problems": 3, "success_at_turn": [0.1]}}}, "ci95"),
+    ({"m": {"math": _entry([0.3, 0.2])}}, "decreases from turn 1 to turn 2"),
+    ({"m": {"math": _entry([0.3, 1.2])}}, r"\[0, 1\]"),
+    ({"m": {"math": _entry([0.1, 0.2], [0.1])}}, "ci95"),
+    ({"m": {"math": _entry([0.1, 0.2], n_turns=3)}}, "n_turns"),
+    ({"m": {"math": _entry([0.1], per_seed=[[0.1, 0.2]])}}, "per_seed"),
+    ({"m": {"math": _entry([0.1], truncated_rate=2.0)}}, "truncated_rate"),
+    ({"m": []}, "non-empty object"),
+])
+def test_validate_eval_json_rejects(bad, message):
+    with pytest.raises(ValueError, match=message):
+        evaluate.validate_eval_json(bad)
+
+
+def test_cli_errors_are_one_sentence(tmp_path, capsys):
+    with pytest.raises(dialogue.UserError, match="tiny world has no code"):
+        evaluate.main(["--task", "code", "--data", "tiny", "--out", str(tmp_path)])
+    with pytest.raises(tasks.DataError, match="No data file"):
+        evaluate.main(["--data", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path)])
+    with pytest.raises(dialogue.UserError, match="scripted teacher"):
+        evaluate.main(["--data", "hub", "--teacher", "scripted", "--out", str(tmp_path)])
+    with pytest.raises(dialogue.UserError, match="--label"):
+        evaluate.main(["--model", "a/final", "--model", "b/final", "--out", str(tmp_path)])
+
+
+def test_cli_error_exits_with_one_line(tmp_path):
+    proc = subprocess.run([sys.executable, "evaluate.py", "--task", "code", "--data", "tiny", "--out", str(tmp_path)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == ["error: The tiny world has no code problems; evaluate --task code "
+                                                "on LiveCodeBench with --data PATH (or hub)."]
+
+
+def test_cli_smoke(tmp_path, tok):
+    import tinyworld
+    path = tmp_path / "random-tiny"
+    random_llama(tinyworld.build_tokenizer()).save_pretrained(path)
+    tok.save_pretrained(path)
+    out = tmp_path / "eval"
+    # one thread: on a busy machine, several threads per tiny matmul are much slower than one
+    env = {**os.environ, "SML_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "evaluate.py", "--model", str(path), "--label", "rand", "--data", "tiny",
+                           "--problems", "4", "--turns", "3", "--seeds", "2", "--answer-loss", "--out", str(out)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    results = json.loads((out / "eval.json").read_text())
+    evaluate.validate_eval_json(results)
+    assert set(results) == {"rand"} and set(results["rand"]) == {"math", "math-sharded"}
+    entry = results["rand"]["math"]
+    assert entry["n_problems"] == 4 and len(entry["success_at_turn"]) == 3 and len(entry["ci95"]) == 3
+    assert len(entry["answer_loss_by_turn"]) == 3 and entry["answer_loss_by_turn"][0] > 0
+    assert "premature_answer_rate" in results["rand"]["math-sharded"]
+    assert "## math: success by turn" in (out / "results.md").read_text()
+    for task in ("math", "math-sharded"):
+        for seed in (0, 1):
+            rows = (out / "dialogues" / f"rand-{task}-seed{seed}.jsonl").read_text().splitlines()
+            assert len(rows) == 4 and all("turn_type" in m for m in json.loads(rows[0])["messages"]
+                                          if m["role"] == "student")
