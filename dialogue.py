@@ -220,6 +220,18 @@ def hint_reply(gold: str, student_text: str) -> str:
     return "Not quite. Check the hundreds."
 
 
+class TestFeedbackTeacher:
+    """Code, scripted: the teacher's private knowledge k_t is what the public tests say about the student's
+    latest program (§4.1, §5.1); it relays that feedback, templated, instead of phrasing it with an LLM."""
+
+    def opening(self, problem: Problem) -> str:
+        return student_instructions(problem) + problem.statement
+
+    def reply(self, dialogues: list[Dialogue]) -> list[str]:
+        return ["Your program does not pass the tests yet.\n" + d.student_turns()[-1].get("feedback", "")
+                for d in dialogues]
+
+
 class ShardTeacher:
     """The lazy user of sharded tasks (Lost in Conversation, §5.1): it opens with the vague first shard
     and reveals one more shard each turn, whatever the student said (a question it can't answer gets

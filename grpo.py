@@ -17,16 +17,22 @@ Implementation details, one by one:
   3. Log-probs are computed only where the next token is a student token, in chunks of positions, each
      chunk's logits recomputed in the backward pass, so a 150k vocabulary never holds full fp32 logits
      for the whole batch (8 x 2048 x 152k floats would be ~10 GB).
-  4. Loss normalisation: token-mean over all student tokens of the batch. Every student token weighs
-     the same, so a long dialogue counts in proportion to its length. The alternative, the original
-     GRPO's per-sequence mean, gives each dialogue equal weight and so shrinks each token of a long
-     (usually failed, multi-turn) dialogue, which biases towards long wrong answers (Dr. GRPO's point).
+  4. Loss normalisation (--loss-norm): token-mean over all student tokens of the batch (default).
+     Every student token weighs the same, so a dialogue counts in proportion to its length. The
+     alternative, the original GRPO's per-sequence mean ("sequence"), gives each dialogue equal weight
+     and so shrinks each token of a long dialogue, which favours long wrong answers (Dr. GRPO's point).
+     In multi-turn SML the failed dialogues are the long ones (N turns), so under token-mean the tokens
+     every turn repeats (\boxed{, the end token) get a net push down; with too high a learning rate a
+     small model loses its answer format first. Watch `entropy` and `distinct_replies` in metrics.jsonl.
   5. One optimiser step per batch (the default, on-policy) needs no ratio: pi/pi_old = 1. With
      --ppo-epochs > 1 the batch is reused and the PPO ratio is clipped at 1 +/- eps (eps = 0.2).
   6. Optional KL to a frozen reference with the k3 estimator, exp(ref - logp) - (ref - logp) - 1, with
      weight beta (default 0, as in the paper; then no reference model is kept at all).
   7. Dialogues cut by the token budget are excluded from the loss, not scored 0 (their reward is unknown).
   8. A step whose loss or gradient is NaN/inf is skipped and counted; K in a row stop the run.
+  9. The learning rate rises linearly over the first `warmup_steps` steps: Adam's first updates, before
+     its second-moment estimates settle, are large and noisy, and on a small model one of them can
+     collapse the policy.
 Deviations: single-turn baselines (N = 1) use the same code with max_turns = 1; the paper's exact
 optimiser settings are not given, ours are AdamW with the CLI's --lr and gradient clipping at 1.0.
 """
@@ -61,11 +67,12 @@ def group_advantages(rewards: torch.Tensor, group_size: int, eps: float = 1e-6):
 
 
 def policy_loss(logp, mask, advantages, old_logp=None, ref_logp=None, clip_eps: float = 0.2,
-                beta: float = 0.0, n_tokens: float | None = None):
-    """The GRPO objective (Eq. 2) as a loss on student tokens, summed and divided by `n_tokens`.
+                beta: float = 0.0, n_tokens: float | None = None, norm: str = "token", n_dialogues: int | None = None):
+    """The GRPO objective (Eq. 2) as a loss on student tokens.
 
-    logp, old_logp, ref_logp, mask: (B, T); advantages: (B,). `n_tokens` is the student-token count of
-    the whole batch, so micro-batches accumulate to the token-mean over the batch.
+    logp, old_logp, ref_logp, mask: (B, T); advantages: (B,). norm="token": summed over the batch and
+    divided by `n_tokens`, its student-token count, so micro-batches accumulate to the token-mean of the
+    whole batch. norm="sequence": each dialogue's mean over its own tokens, summed, divided by `n_dialogues`.
     """
     A = advantages[:, None]                                                 # (B, 1)
     if old_logp is None:                                                    # on-policy: ratio == 1
@@ -76,6 +83,9 @@ def policy_loss(logp, mask, advantages, old_logp=None, ref_logp=None, clip_eps: 
     if beta > 0 and ref_logp is not None:
         d = ref_logp - logp                                                 # (B, T)
         pg = pg + beta * (torch.exp(d) - d - 1)                             # k3 estimator of KL(pi || ref)
+    if norm == "sequence":
+        per_dialogue = (pg * mask).sum(1) / mask.sum(1).clamp(min=1)             # (B,)
+        return per_dialogue.sum() / (n_dialogues if n_dialogues is not None else len(per_dialogue))
     n = n_tokens if n_tokens is not None else mask.sum().clamp(min=1)
     return (pg * mask).sum() / n
 
@@ -230,7 +240,8 @@ def data_order(n: int, seed: int) -> list[int]:
 def train(student, tokenizer, teacher, problems, out: Path, *, batch_problems: int = 8, group_size: int = 8,
           max_turns: int = 4, gamma: float = 0.7, lr: float = 1e-5, beta: float = 0.0, clip_eps: float = 0.2,
           ppo_epochs: int = 1, micro_batch: int = 16, max_turn_tokens: int = 256, max_dialogue_tokens: int = 2048,
-          temperature: float = 1.0, top_p: float = 1.0, seed: int = 0, save_every: int = 50,
+          temperature: float = 1.0, top_p: float = 1.0, seed: int = 0, save_every: int = 50, warmup_steps: int = 10,
+          loss_norm: str = "token",
           max_steps: int | None = None, resume: bool = False, progress: bool = True, max_nan_steps: int = 5):
     """Train `student` in place with GRPO for one epoch over `problems`; log to out/metrics.jsonl."""
     from tqdm.auto import tqdm
@@ -256,6 +267,8 @@ def train(student, tokenizer, teacher, problems, out: Path, *, batch_problems: i
                dynamic_ncols=True)
     for step in bar:
         batch = [problems[i] for i in order[step * batch_problems:(step + 1) * batch_problems]]
+        for g in optimizer.param_groups:   # linear warm-up: Adam's first steps are large and noisy
+            g["lr"] = lr * min(1.0, (step + 1) / max(1, warmup_steps))
         t0 = time.time()
         student.eval()
         dialogues = dialogue.rollout(student, tokenizer, batch, teacher, group_size=group_size,
@@ -267,7 +280,7 @@ def train(student, tokenizer, teacher, problems, out: Path, *, batch_problems: i
         advantages, zero_var = group_advantages(rewards, group_size)                           # (B*g,)
         stats = train_step(student, optimizer, guard, dialogues, advantages, chat.pad_id, device,
                            reference=reference, beta=beta, clip_eps=clip_eps, ppo_epochs=ppo_epochs,
-                           micro_batch=micro_batch)
+                           micro_batch=micro_batch, loss_norm=loss_norm)
         row = {"step": step + 1, "problems": [p.id for p in batch], "reward": rewards.mean().item(),
                **success_by_turn(dialogues, max_turns), "zero_variance_groups": zero_var,
                "teacher_leak_rate": sum(d.leaks for d in dialogues) / max(1, sum(
@@ -286,7 +299,7 @@ def train(student, tokenizer, teacher, problems, out: Path, *, batch_problems: i
 
 
 def train_step(model, optimizer, guard, dialogues, advantages, pad_id, device, reference=None, beta=0.0,
-               clip_eps=0.2, ppo_epochs=1, micro_batch=16) -> dict:
+               clip_eps=0.2, ppo_epochs=1, micro_batch=16, loss_norm: str = "token") -> dict:
     """One (or ppo_epochs) optimiser step(s) on a batch of dialogues; gradient accumulation over micro-batches."""
     keep = [i for i, d in enumerate(dialogues) if not d.truncated and advantages[i] != 0]
     n_tokens = sum(sum(dialogues[i].student_mask) for i in keep)
@@ -313,7 +326,8 @@ def train_step(model, optimizer, guard, dialogues, advantages, pad_id, device, r
                                                  pad_id, device)
             logp, ent = masked_logprobs(model, ids, mask, attention, with_entropy=True)   # (b, T), (b, T)
             loss = policy_loss(logp, mask, advantages[mb].to(device), old_logp=old.get(mb[0]),
-                               ref_logp=ref.get(mb[0]), clip_eps=clip_eps, beta=beta, n_tokens=n_tokens)
+                               ref_logp=ref.get(mb[0]), clip_eps=clip_eps, beta=beta, n_tokens=n_tokens,
+                               norm=loss_norm, n_dialogues=len(keep))
             loss.backward()
             total += loss.item()
             if epoch == 0:

@@ -45,6 +45,7 @@ def collect(student, tokenizer, teacher, problems, out: Path, *, group_size: int
     `on_incorrect` is Q-priming's hook (qprime.py) that replaces wrong attempts with questions.
     """
     from tqdm.auto import tqdm
+    out.mkdir(parents=True, exist_ok=True)
     path = out / name
     if path.exists():
         return [(r["ids"], r["mask"]) for r in map(json.loads, path.read_text().splitlines())]
@@ -88,8 +89,10 @@ def train(model, tokenizer, examples, out: Path, *, epochs: int = 1, lr: float =
     if ckpt is not None:
         start = load_checkpoint(ckpt, model, optimizer)["step"]
         truncate_metrics(out, start)
-    if not examples:
+    if not examples:                   # nothing to learn from; still a whole, resumable stage
         print("SFT: no examples (no successful dialogues): the model is left as it was")
+        save_checkpoint(out, 0, model, tokenizer, optimizer, {"method": tag})
+        (out / "finished").write_text("0")
         return model
     bar = tqdm(range(start, n_steps), desc=tag, initial=start, total=n_steps, disable=not progress)
     for step in bar:

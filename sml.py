@@ -64,9 +64,12 @@ def parse_args(argv=None):
     p.add_argument("--gamma", type=float, default=0.7, help="discount over turns (the paper: 0.7)")
     p.add_argument("--beta", type=float, default=0.0, help="KL weight (the paper: 0)")
     p.add_argument("--ppo-epochs", type=int, default=1, help="optimiser steps per batch (>1 adds ratio clipping)")
-    p.add_argument("--lr", type=float, default=None, help="default: 1e-3 for tiny, 1e-6 otherwise")
+    p.add_argument("--lr", type=float, default=None, help="default: 2e-4 for tiny, 1e-6 otherwise")
+    p.add_argument("--warmup-steps", type=int, default=10, help="linear learning-rate warm-up of GRPO")
+    p.add_argument("--loss-norm", choices=["token", "sequence"], default="token",
+                   help="GRPO loss: token-mean over the batch (default) or mean of per-dialogue means")
     p.add_argument("--micro-batch", type=int, default=None, help="sequences per backward (default 64 tiny, 4 otherwise)")
-    p.add_argument("--problems", type=int, default=None, help="training problems (default: 768 tiny, 2000 otherwise)")
+    p.add_argument("--problems", type=int, default=None, help="training problems (default: all 1278 tiny, 2000)")
     p.add_argument("--eval-problems", type=int, default=None, help="evaluation problems (default: 200 tiny, 500)")
     p.add_argument("--seeds", type=int, default=1, help="training seeds (the paper: 3, for 95%% CIs)")
     p.add_argument("--eval-seeds", type=int, default=1, help="sampling seeds per evaluation of the base model")
@@ -83,9 +86,9 @@ def parse_args(argv=None):
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoints")
     args = p.parse_args(argv)
     tiny = args.model == "tiny"
-    args.lr = args.lr or (1e-3 if tiny else 1e-6)
+    args.lr = args.lr or (2e-4 if tiny else 1e-6)
     args.micro_batch = args.micro_batch or (64 if tiny else 4)
-    args.problems = args.problems if args.problems is not None else (768 if tiny else 2000)
+    args.problems = args.problems if args.problems is not None else (None if tiny else 2000)
     args.eval_problems = args.eval_problems or (200 if tiny else 500)
     args.max_turn_tokens = args.max_turn_tokens or (32 if tiny else 1024)
     args.max_dialogue_tokens = args.max_dialogue_tokens or (512 if tiny else 8192)
@@ -144,7 +147,8 @@ def train_one(args, student, tokenizer, teacher, problems, seed: int):
         return grpo.train(model, tokenizer, teacher, problems, stage_out, batch_problems=args.batch_problems,
                           group_size=group_size, max_turns=turns, gamma=args.gamma, lr=args.lr, beta=args.beta,
                           ppo_epochs=args.ppo_epochs, micro_batch=args.micro_batch, seed=seed,
-                          save_every=args.save_every, resume=args.resume, **common)
+                          save_every=args.save_every, warmup_steps=args.warmup_steps, loss_norm=args.loss_norm,
+                          resume=args.resume, **common)
 
     def sft_on(model, examples, stage_out):
         return sft.train(model, tokenizer, examples, stage_out, lr=args.lr, micro_batch=args.micro_batch,

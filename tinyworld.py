@@ -3,8 +3,10 @@
 No 12B model fits on a laptop CPU, so `--model tiny` (the default) stands in for the paper's
 Gemma-3-12B-IT: a ~0.2M-parameter Llama-architecture model that reads characters, built locally
 and warmed up on the tiny world's dialogues (two-digit plus or minus one-digit numbers, a scripted teacher
-that hints one digit at a time). The warm-up corpus is written to look like a base model of the
-paper: it answers right on the first try only sometimes, and it rarely *uses* the teacher's hints
+that hints one digit at a time). The warm-up first teaches the arithmetic alone (problem -> answer,
+ARITHMETIC_STEPS steps, a few problems chained in one chat so that it also holds far into a long
+dialogue; a small model learns it abruptly after ~1000 steps), then the dialogues. The
+dialogue corpus is written to look like a base model of the paper: it answers right on the first try only sometimes, and it rarely *uses* the teacher's hints
 (a later attempt follows the hints with probability P_USE_HINT, otherwise it guesses again), so
 that learning from feedback is left for SML to teach. It also holds sharded dialogues (the lazy
 user) and Q-priming's question-writing prompt, so that every stage of the method has something to
@@ -24,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-VERSION = 1          # bump when the corpus or the model changes: the cache key includes it
+VERSION = 4          # bump when the corpus or the model changes: the cache key includes it
 SPECIALS = ["<|pad|>", "<|bos|>", "<|end|>", "<|system|>", "<|user|>", "<|assistant|>", "<|unk|>"]
 CHARS = [chr(c) for c in range(32, 127)] + ["\n"]
 CHAT_TEMPLATE = ("{{ bos_token }}{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}<|end|>{% endfor %}"
@@ -32,11 +34,12 @@ CHAT_TEMPLATE = ("{{ bos_token }}{% for m in messages %}<|{{ m['role'] }}|>{{ m[
 
 # The base student's habits in the warm-up corpus (see the module docstring).
 P_FIRST_CORRECT = 0.6    # the first attempt is right (before the model's own arithmetic errors)
-P_USE_HINT = 0.1         # a later attempt follows the teacher's digit hints
+P_USE_HINT = 0.3         # a later attempt follows the teacher's digit hints
 P_LATER_CORRECT = 0.1    # a later attempt is right by a fresh try
 P_REPEAT = 0.3           # a later wrong attempt repeats the previous one
 P_ASK = 0.03             # a turn asks about a digit instead of answering
-MIX = {"math": 0.8, "sharded": 0.12, "question": 0.08}
+MIX = {"math": 0.7, "sharded": 0.12, "question": 0.08, "solve": 0.1}
+ARITHMETIC_STEPS = 800   # the first steps teach the arithmetic alone (problem -> answer), then the dialogues
 
 
 def cache_dir(seed: int, steps: int) -> Path:
@@ -82,7 +85,7 @@ def build_model(tokenizer, seed: int = 0):
 # The warm-up: next-token prediction on the student's turns of generated dialogues.
 # ---------------------------------------------------------------------------------------------
 
-WARMUP_STEPS = 800
+WARMUP_STEPS = 1400
 
 
 def warm_up(path: Path, seed: int = 0, steps: int = WARMUP_STEPS, batch_size: int = 64, lr: float = 3e-3,
@@ -106,7 +109,8 @@ def warm_up(path: Path, seed: int = 0, steps: int = WARMUP_STEPS, batch_size: in
         for g in opt.param_groups:   # linear warm-up, cosine decay
             g["lr"] = lr * min(1.0, (step + 1) / 50) * 0.5 * (1 + math.cos(math.pi * step / steps))
         if not pool:   # batches of similar lengths: padding to the longest costs ~2.5x otherwise
-            samples = sorted((corpus_sample(rng.choice(problems), chat, rng) for _ in range(8 * batch_size)),
+            mix = {"solve": 1.0} if step < ARITHMETIC_STEPS * steps // WARMUP_STEPS else MIX
+            samples = sorted((corpus_sample(rng.choice(problems), chat, rng, mix) for _ in range(8 * batch_size)),
                              key=lambda s: len(s[0]))
             pool = [samples[i:i + batch_size] for i in range(0, len(samples), batch_size)]
             rng.shuffle(pool)
@@ -132,9 +136,14 @@ def warm_up(path: Path, seed: int = 0, steps: int = WARMUP_STEPS, batch_size: in
     os.replace(tmp, path)
 
 
-def corpus_sample(problem, chat, rng: random.Random):
-    """One training sequence (ids, mask): a dialogue, a sharded dialogue, or a question-writing prompt."""
-    kind = rng.choices(list(MIX), weights=list(MIX.values()))[0]
+def corpus_sample(problem, chat, rng: random.Random, mix: dict = MIX):
+    """One training sequence (ids, mask): a dialogue, a sharded dialogue, a question-writing prompt,
+    or a plain problem -> correct answer pair (the arithmetic itself, learned first)."""
+    kind = rng.choices(list(mix), weights=list(mix.values()))[0]
+    if kind == "solve":   # a few problems in one chat, so the arithmetic also works far into a dialogue
+        chain = [problem] + [rng.choice(_train_problems()) for _ in range(rng.randint(0, 3))]
+        return _encode(chat, chain[0].statement, [f"\\boxed{{{p.answer}}}" for p in chain],
+                       [p.statement for p in chain[1:]])
     if kind == "question":
         import qprime
         attempt = f"\\boxed{{{_wrong(int(problem.answer), rng)}}}"
@@ -188,6 +197,14 @@ def _sharded_turns(problem, rng):
         else:
             students.append(f"\\boxed{{{y if rng.random() < P_FIRST_CORRECT else _wrong(y, rng)}}}")
     return students, problem.shards[1:]
+
+
+def _train_problems():
+    import tasks
+    global _TRAIN
+    if "_TRAIN" not in globals():
+        _TRAIN = tasks.tiny_math_problems("train")
+    return _TRAIN
 
 
 def _wrong(y: int, rng) -> int:

@@ -186,3 +186,16 @@ def test_saved_tiny_model_loads_back_through_load_model(tok, model, tmp_path):
     m, t = dialogue.load_model(str(tmp_path / "m"), "cpu")
     assert t.apply_chat_template([{"role": "user", "content": "x"}], tokenize=False) == "<|bos|><|user|>x<|end|>"
     assert generate(m, [[5, 6, 7]], 5, temperature=0) == generate(model, [[5, 6, 7]], 5, temperature=0)
+
+
+def test_code_dialogue_runs_tests_in_the_sandbox_and_relays_feedback(monkeypatch, tok):
+    p = tasks.Problem(id="c", task="code", statement="Write add(a, b).", func_name=None,
+                      tests=[{"assert": "assert add(1, 2) == 3"}, {"assert": "assert add(2, 2) == 4"}])
+    wrong = "```python\ndef add(a, b):\n    return a - b\n```"
+    right = "```python\ndef add(a, b):\n    return a + b\n```"
+    _scripted(monkeypatch, tok, [[wrong], [right]])
+    d = rollout(None, tok, [p], dialogue.TestFeedbackTeacher(), max_turns=3)[0]
+    assert d.success_turn == 2 and d.student_turns()[0]["correct"] is False
+    hint = d.messages[2]["text"]
+    assert "add(1, 2)" in hint and "-1" in hint          # the failing test and what the program returned
+    assert d.messages[0]["text"].endswith("Write add(a, b).")

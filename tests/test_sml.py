@@ -1,0 +1,69 @@
+"""sml.py end to end on a barely warmed-up tiny model: every method runs, writes its files, resumes."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import evaluate
+import sml
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--problems", "8", "--batch-problems", "4", "--group-size", "2", "--turns", "2", "--eval-turns", "3",
+        "--eval-problems", "4", "--max-dialogue-tokens", "160"]
+
+
+@pytest.fixture(autouse=True)
+def tiny_cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("SML_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+    monkeypatch.setenv("SML_TINY_STEPS", "3")            # a few warm-up steps: the pipeline, not the skill
+
+
+def test_rollout_stage_prints_dialogues_and_writes_them(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "sml.py", "--task", "math", "--stage", "rollout", "--group-size", "2",
+                        "--out", str(tmp_path / "run")], cwd=ROOT, env=env, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "student 1|" in r.stdout and "teacher  |" in r.stdout and "solved by turn" in r.stdout
+    rows = [json.loads(l) for l in open(tmp_path / "run" / "dialogues" / "rollout.jsonl")]
+    assert len(rows) == 32 and all("segments" in row and row["messages"][0]["role"] == "teacher" for row in rows)
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["stage"] == "rollout"
+
+
+@pytest.mark.parametrize("method", sml.METHODS)
+def test_every_method_runs_end_to_end(tmp_path, method):
+    out = tmp_path / method
+    sml.main(["--task", "math", "--method", method, "--out", str(out), *TINY])
+    results = json.loads((out / "eval.json").read_text())
+    evaluate.validate_eval_json(results)
+    assert set(results) == {"base", method} and set(results[method]) == {"math", "math-sharded"}
+    assert (out / "results.md").exists()
+    stage = out / "seed-0" / ("stage-rl" if method in ("qprime", "sft-rl") else "")
+    assert (stage / "finished").exists() and list((stage / "checkpoints").glob("step-*"))
+    if method in ("qprime", "sft-rl", "mt-sft"):
+        assert (out / "seed-0" / "sft_dataset.jsonl").exists()
+    if method == "qprime":
+        assert json.loads((out / "seed-0" / "qprime_stats.json").read_text())["wrong_turns"] > 0
+
+
+def test_resume_after_finish_reuses_the_trained_model(tmp_path, capsys):
+    out = tmp_path / "run"
+    sml.main(["--task", "math", "--out", str(out), *TINY])
+    first = json.loads((out / "eval.json").read_text())
+    steps = (out / "seed-0" / "metrics.jsonl").read_text()
+    sml.main(["--task", "math", "--out", str(out), "--resume", *TINY])
+    assert (out / "seed-0" / "metrics.jsonl").read_text() == steps          # nothing trained twice
+    assert json.loads((out / "eval.json").read_text())["mt-rl"]["math"]["success_at_turn"] == \
+        first["mt-rl"]["math"]["success_at_turn"]
+
+
+def test_bad_data_path_is_one_sentence(tmp_path):
+    r = subprocess.run([sys.executable, "sml.py", "--data", str(tmp_path / "missing.jsonl"), "--out",
+                        str(tmp_path / "run")], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("error:") and "missing.jsonl" in last
