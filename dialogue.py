@@ -396,7 +396,7 @@ class ChatFormat:
 # Batched generation over a KV cache.
 # ---------------------------------------------------------------------------------------------
 
-@torch.no_grad()
+@torch.inference_mode()   # like no_grad, and also skips autograd's version counters: cheaper small ops
 def generate(model, prompts: list[list[int]], max_new_tokens: int | list[int], temperature: float = 1.0,
              top_p: float = 1.0, stop_token_ids=(), pad_token_id: int = 0, seed: int | None = None,
              sync_every: int | None = None) -> list[list[int]]:
@@ -434,20 +434,22 @@ def generate(model, prompts: list[list[int]], max_new_tokens: int | list[int], t
     rows = torch.arange(B, device=device)          # which original prompt each live row is
     finished = torch.zeros(B, dtype=torch.bool, device=device)
     next_pos = position[:, -1] + 1                                                # (B,)
+    last_step = budget - 1                                                        # (B_live,)
     for step in range(T):
         token = _sample(logits, temperature, top_p, gen)                          # (B_live,)
         token = torch.where(finished, pad_token_id, token)
         out[rows, step] = token
-        finished = finished | torch.isin(token, stop) | (step + 1 >= budget[rows])
+        finished = finished | (token[:, None] == stop).any(-1) | (last_step <= step)
         if step + 1 == T:
             break
         if (step + 1) % sync_every == 0:           # the only host sync: stop, or shrink the batch
-            live = (~finished).nonzero().squeeze(1)
-            if live.numel() == 0:
+            n_live = int((~finished).sum())
+            if n_live == 0:
                 break
-            if live.numel() < rows.numel():
+            if n_live < rows.numel():
+                live = (~finished).nonzero().squeeze(1)
                 cache.batch_select_indices(live)
-                rows, finished, token = rows[live], finished[live], token[live]
+                rows, finished, token, last_step = rows[live], finished[live], token[live], last_step[live]
                 attention, next_pos = attention[live], next_pos[live]
         attention = torch.cat([attention, attention.new_ones((attention.shape[0], 1))], dim=1)
         logits = model(input_ids=token[:, None], attention_mask=attention, position_ids=next_pos[:, None],

@@ -570,7 +570,7 @@ def main(argv=None) -> dict:
     if args.teacher == "scripted" and args.data != "tiny":
         raise dialogue.UserError("The scripted teacher only knows the tiny world's problems; pass --teacher auto, "
                                  "same, or a model id.")
-    eval_tasks = load_eval_tasks(args)
+    eval_tasks = load_eval_tasks(args.task, args.data, args.dataset, args.sharded_data, args.problems)
     (args.out / "dialogues").mkdir(parents=True, exist_ok=True)
     judge = JudgeClassifier(*dialogue.load_model(args.judge, args.device)) if args.judge else None
     teacher_model = None   # (model, tokenizer) of an LLM teacher shared by every student
@@ -603,21 +603,21 @@ def main(argv=None) -> dict:
     return results
 
 
-def load_eval_tasks(args) -> dict[str, list]:
-    """{eval task name: problems}. Tiny: "math" and "math-sharded" use the same test problems."""
-    if args.data == "tiny":
-        if args.task == "code":
+def load_eval_tasks(task: str, data: str, dataset: str | None = None, sharded_data: str | None = None,
+                    n: int | None = None, seed: int = 0) -> dict[str, list]:
+    """{eval task name: problems}, the held-out problems sml.py and this file's CLI both evaluate on.
+    Tiny: "math" and "math-sharded" are the same test problems (a fixed sample, whatever the seed)."""
+    if data == "tiny":
+        if task == "code":
             raise dialogue.UserError("The tiny world has no code problems; evaluate --task code on LiveCodeBench "
                                      "with --data PATH (or hub).")
-        problems = tasks.tiny_math_problems("test", args.problems or 200, seed=0)
+        problems = tasks.tiny_math_problems("test", n or 200, seed=1234)
         return {"math": problems, "math-sharded": problems}
-    name = args.dataset or {"math": "omni-math", "code": "livecodebench"}[args.task]
-    path = None if args.data == "hub" else args.data
-    key = f"{args.task}-sharded" if name.startswith("lic-") else args.task   # --dataset lic-math is sharded
-    out = {key: tasks.load_task(name, path, split="test", n=args.problems)}
-    if args.sharded_data:
-        sharded_path = None if args.sharded_data == "hub" else args.sharded_data
-        out[f"{args.task}-sharded"] = tasks.load_task(f"lic-{args.task}", sharded_path, n=args.problems)
+    name = dataset or {"math": "omni-math", "code": "livecodebench"}[task]
+    key = f"{task}-sharded" if name.startswith("lic-") else task   # --dataset lic-math is sharded
+    out = {key: tasks.load_task(name, None if data == "hub" else data, split="test", n=n, seed=seed)}
+    if sharded_data:
+        out[f"{task}-sharded"] = tasks.load_task(f"lic-{task}", None if sharded_data == "hub" else sharded_data, n=n)
     return out
 
 

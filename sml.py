@@ -187,23 +187,15 @@ def done(out: Path) -> Path | None:
 # ---------------------------------------------------------------------------------------------
 
 def eval_suites(args, teacher) -> dict:
-    """{eval task name: (problems, teacher, sharded)}. The tiny world's test problems come in both
-    forms, fully specified with the hint teacher and sharded with the lazy user (Table 1)."""
-    if args.data == "tiny":
-        test = tasks.tiny_math_problems("test", args.eval_problems, seed=1234)
-        return {"math": (test, teacher, False), "math-sharded": (test, dialogue.ShardTeacher(), True)}
-    suites = {}
-    name = args.dataset or {"math": "omni-math", "code": "livecodebench"}[args.task]
-    if args.eval_data:
-        name = "livecodebench" if args.task == "code" else name
-    path = args.eval_data or args.data
-    suites[args.task] = (tasks.load_task(name, None if path == "hub" else path, split="test",
-                                         n=args.eval_problems, seed=args.seed), teacher, False)
-    if args.sharded_data:
-        lic = tasks.load_task(f"lic-{args.task}", None if args.sharded_data == "hub" else args.sharded_data)
-        suites[f"{args.task}-sharded"] = (lic[:args.eval_problems], dialogue.ShardTeacher(), True)
-    write_json(args.out / "split-test.json", {k: [p.id for p in v[0]] for k, v in suites.items()})
-    return suites
+    """{eval task name: (problems, teacher, sharded)}: evaluate.py's held-out tasks, fully specified with
+    the run's teacher and sharded with the lazy user (Table 1). Code is evaluated on LiveCodeBench."""
+    name = "livecodebench" if args.task == "code" else (args.dataset or "omni-math")
+    problems = evaluate.load_eval_tasks(args.task, args.eval_data or args.data, name, args.sharded_data,
+                                        args.eval_problems, args.seed)
+    if args.data != "tiny":
+        write_json(args.out / "split-test.json", {k: [p.id for p in v] for k, v in problems.items()})
+    return {k: (v, dialogue.ShardTeacher() if k.endswith("-sharded") else teacher, k.endswith("-sharded"))
+            for k, v in problems.items()}
 
 
 def run_eval(args, model, tokenizer, suites, label, seeds) -> dict:

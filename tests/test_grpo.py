@@ -175,3 +175,52 @@ def test_killed_run_resumes_without_repeating_or_skipping(tok, tmp_path, monkeyp
     assert [r["step"] for r in resumed] == list(range(1, 7))            # step 3 re-run once, nothing skipped
     assert [r["problems"] for r in resumed] == [r["problems"] for r in clean]
     assert [r["reward"] for r in resumed] == [r["reward"] for r in clean]   # same data, same samples, same weights
+
+
+KILL_SCRIPT = """
+import sys, time, torch
+sys.path.insert(0, {root!r}); sys.path.insert(0, {tests!r})
+import dialogue, grpo, tasks, tinyworld
+from conftest import random_llama
+from pathlib import Path
+torch.set_num_threads(1)
+tok = tinyworld.build_tokenizer()
+model = random_llama(tok, seed=6)
+real = grpo.train_step
+def slow(*a, **k):
+    time.sleep(0.3)            # room for the kill to land mid-step
+    return real(*a, **k)
+grpo.train_step = slow
+grpo.train(model, tok, dialogue.HintTeacher(), tasks.tiny_math_problems("train", n=16, seed=0), Path({out!r}),
+           batch_problems=2, group_size=2, max_turns=2, lr=1e-3, max_turn_tokens=6, max_dialogue_tokens=128,
+           save_every=1, resume={resume}, progress=False)
+"""
+
+
+def test_kill_minus_9_loses_at_most_the_steps_since_the_last_checkpoint(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "run"
+    script = lambda resume: KILL_SCRIPT.format(root=str(root), tests=str(root / "tests"), out=str(out), resume=resume)
+    proc = subprocess.Popen([sys.executable, "-c", script(False)], env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.time() + 120
+    while not (out / "checkpoints" / "step-000002").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    for ckpt in (out / "checkpoints").glob("step-*"):      # every checkpoint on disk is whole and loads
+        from transformers import AutoModelForCausalLM
+        AutoModelForCausalLM.from_pretrained(ckpt)
+    r = subprocess.run([sys.executable, "-c", script(True)], env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+    assert r.returncode == 0
+    rows = [json.loads(l) for l in open(out / "metrics.jsonl")]
+    assert [row["step"] for row in rows] == list(range(1, 9))          # none repeated, none skipped
+    order = grpo.data_order(16, 0)
+    problems = tasks.tiny_math_problems("train", n=16, seed=0)
+    assert [row["problems"] for row in rows] == [[problems[i].id for i in order[2 * s:2 * s + 2]] for s in range(8)]
