@@ -38,7 +38,8 @@ def filter_successful(dialogues: list[dialogue.Dialogue]) -> list[dialogue.Dialo
 
 
 def collect(student, tokenizer, teacher, problems, out: Path, *, group_size: int = 8, chunk: int = 32,
-            progress: bool = True, name: str = "sft_dataset.jsonl", on_incorrect=None, **rollout_kw) -> list:
+            progress: bool = True, name: str = "sft_dataset.jsonl", on_incorrect=None, seed: int = 0,
+            **rollout_kw) -> list:
     """Roll out every problem g times, keep the successful dialogues, write them to out/<name>.
 
     A dataset already in the run folder is reused (a resumed run does not generate it again).
@@ -52,7 +53,7 @@ def collect(student, tokenizer, teacher, problems, out: Path, *, group_size: int
     kept, seen = [], 0
     for i in tqdm(range(0, len(problems), chunk), desc=f"collecting {name}", disable=not progress):
         ds = dialogue.rollout(student, tokenizer, problems[i:i + chunk], teacher, group_size=group_size,
-                              on_incorrect=on_incorrect, seed=rollout_kw.pop("seed", 0) + i, **rollout_kw)
+                              on_incorrect=on_incorrect, seed=seed + i, **rollout_kw)
         seen += len(ds)
         kept += filter_successful(ds)
     rows = [{**d.to_json(), "ids": d.ids, "mask": d.student_mask} for d in kept]

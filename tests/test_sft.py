@@ -55,3 +55,12 @@ def test_sft_training_lowers_the_loss_on_its_data(tok, tmp_path):
     assert loss() < before - 1.0
     rows = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
     assert [r["step"] for r in rows] == list(range(1, 21)) and (tmp_path / "checkpoints" / "step-000020").exists()
+
+
+def test_collect_seeds_every_chunk_from_the_callers_seed(monkeypatch, tmp_path):
+    seen = []
+    monkeypatch.setattr(dialogue, "rollout", lambda *a, seed, **k: seen.append(seed) or [])
+    problems = tasks.tiny_math_problems("train", n=5, seed=0)
+    sft.collect(None, None, None, problems, tmp_path / "a", chunk=2, seed=1000, progress=False)
+    sft.collect(None, None, None, problems, tmp_path / "b", chunk=2, seed=2000, progress=False)
+    assert seen == [1000, 1002, 1004, 2000, 2002, 2004]      # different training seeds, different samples
