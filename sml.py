@@ -222,9 +222,9 @@ def make_teacher(args, student, tokenizer):
     if args.teacher == "scripted" or (args.teacher == "auto" and args.model == "tiny"):
         return dialogue.HintTeacher()
     if args.teacher in ("auto", "same"):
-        # A frozen copy: the student will be trained, the teacher must not move with it.
-        teacher_model = copy.deepcopy(student).eval().requires_grad_(False)
-        return dialogue.ModelTeacher(teacher_model, tokenizer, seed=args.seed)
+        # The starting weights, frozen. Each seed trains its own copy (train_one), never these, so the
+        # base model itself is the teacher: no second copy of a 12B model on the GPU.
+        return dialogue.ModelTeacher(student, tokenizer, seed=args.seed)
     teacher_model, teacher_tok = dialogue.load_model(args.teacher, args.device)
     return dialogue.ModelTeacher(teacher_model.requires_grad_(False), teacher_tok, seed=args.seed)
 
