@@ -4,7 +4,7 @@ import torch
 
 import dialogue
 import tasks
-from dialogue import ChatFormat, Dialogue, HintTeacher, ShardTeacher, UserError, generate, rollout
+from dialogue import ChatFormat, HintTeacher, ShardTeacher, UserError, generate, rollout
 
 
 def _prompts(tok):
