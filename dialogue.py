@@ -194,7 +194,7 @@ class HintTeacher:
     """
 
     def opening(self, problem: Problem) -> str:
-        return problem.statement
+        return student_instructions(problem) + problem.statement
 
     def reply(self, dialogues: list[Dialogue]) -> list[str]:
         return [hint_reply(d.problem.answer, d.student_turns()[-1]["text"]) for d in dialogues]
@@ -239,7 +239,7 @@ class ShardTeacher:
     """
 
     def opening(self, problem: Problem) -> str:
-        return problem.shards[0] if problem.source == "tiny" else student_instructions(problem) + problem.shards[0]
+        return student_instructions(problem) + problem.shards[0]
 
     def reply(self, dialogues: list[Dialogue]) -> list[str | None]:
         replies = []
@@ -307,7 +307,10 @@ def private_knowledge(d: Dialogue) -> str:
 
 
 def student_instructions(problem: Problem) -> str:
-    """What a real model is told before the problem (the tiny world's student needs none)."""
+    """What a real model is told before the problem. The tiny world's student was never taught to read
+    instructions (its warm-up has none), so it gets the bare problem."""
+    if problem.source == "tiny":
+        return ""
     if problem.task == "code":
         return ("Write a Python program for the task below. Put it in one ```python block. A teacher who "
                 "sees test results will reply; use the feedback to fix your program.\n\n")
@@ -511,14 +514,17 @@ def _progress(total: int, desc: str, enabled: bool):
     return tqdm(total=total, desc=desc, disable=not enabled, leave=False, dynamic_ncols=True)
 
 
-def write_jsonl(path, rows):
-    """Append-free atomic write: the file is whole or absent, never half-written."""
+def atomic_write(path, text: str):
+    """Write a temporary file, then rename it: a killed run leaves the file whole or absent, never half."""
     import os
     tmp = f"{path}.tmp"
     with open(tmp, "w") as f:
-        for r in rows:
-            f.write(json.dumps(r) + "\n")
+        f.write(text)
     os.replace(tmp, path)
+
+
+def write_jsonl(path, rows):
+    atomic_write(path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
 if __name__ == "__main__":

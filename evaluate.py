@@ -352,9 +352,9 @@ def write_report(out: Path, results: dict, n_turns_train: int | None = None) -> 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     validate_eval_json(results)
-    _atomic_text(out / "eval.json", json.dumps(results, indent=2))
+    dialogue.atomic_write(out / "eval.json", json.dumps(results, indent=2))
     plots = _plots(out, results, n_turns_train)
-    _atomic_text(out / "results.md", _markdown(results, plots))
+    dialogue.atomic_write(out / "results.md", _markdown(results, plots))
 
 
 def _tasks(results: dict) -> list[str]:
@@ -520,11 +520,6 @@ def validate_eval_json(obj) -> None:
                   "'answer_loss_by_turn' should be a list of numbers or nulls")
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = Path(f"{path}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
 
 # ---------------------------------------------------------------------------------------------
 # The standalone CLI.
@@ -593,7 +588,7 @@ def main(argv=None) -> dict:
             results[label][task] = entry
             for seed, ds in enumerate(by_seed):
                 dialogue.write_jsonl(args.out / "dialogues" / f"{label}-{task}-seed{seed}.jsonl", [d.to_json() for d in ds])
-            _atomic_text(args.out / "dialogues" / f"{label}-{task}-sample.txt",
+            dialogue.atomic_write(args.out / "dialogues" / f"{label}-{task}-sample.txt",
                          "\n\n".join(d.render() for d in by_seed[0][:8]) + "\n")
             print(f"{label}/{task}: solved by turn " + " ".join(f"{t}:{s:.2f}" for t, s in
                   enumerate(entry["success_at_turn"], start=1)) + f"; truncated {entry['truncated_rate']:.2f}")

@@ -308,26 +308,23 @@ def train_step(model, optimizer, guard, dialogues, advantages, pad_id, device, r
     if not keep or n_tokens == 0:                   # all groups flat: nothing to learn from this batch
         return stats
     micro = [keep[i:i + micro_batch] for i in range(0, len(keep), micro_batch)]
-    old, ref = {}, {}
-    if ppo_epochs > 1 or reference is not None:
-        with torch.no_grad():
-            for mb in micro:
-                batch = batch_tensors([(dialogues[i].ids, dialogues[i].student_mask) for i in mb], pad_id, device)
-                if ppo_epochs > 1:
-                    old[mb[0]] = masked_logprobs(model, *batch)
-                if reference is not None:
-                    ref[mb[0]] = masked_logprobs(reference, *batch)
+    batches = [batch_tensors([(dialogues[i].ids, dialogues[i].student_mask) for i in mb], pad_id, device)
+               for mb in micro]                    # padded once, reused by every pass below
+    old = ref = [None] * len(micro)
+    with torch.no_grad():                          # pi_old for the ratio, pi_ref for the KL: only if used
+        if ppo_epochs > 1:
+            old = [masked_logprobs(model, *b) for b in batches]
+        if reference is not None:
+            ref = [masked_logprobs(reference, *b) for b in batches]
     model.train()
     ent_sum = 0.0
     for epoch in range(ppo_epochs):
         total = 0.0
-        for mb in micro:
-            ids, mask, attention = batch_tensors([(dialogues[i].ids, dialogues[i].student_mask) for i in mb],
-                                                 pad_id, device)
+        for k, (mb, (ids, mask, attention)) in enumerate(zip(micro, batches)):
             logp, ent = masked_logprobs(model, ids, mask, attention, with_entropy=True)   # (b, T), (b, T)
-            loss = policy_loss(logp, mask, advantages[mb].to(device), old_logp=old.get(mb[0]),
-                               ref_logp=ref.get(mb[0]), clip_eps=clip_eps, beta=beta, n_tokens=n_tokens,
-                               norm=loss_norm, n_dialogues=len(keep))
+            loss = policy_loss(logp, mask, advantages[mb].to(device), old_logp=old[k], ref_logp=ref[k],
+                               clip_eps=clip_eps, beta=beta, n_tokens=n_tokens, norm=loss_norm,
+                               n_dialogues=len(keep))
             loss.backward()
             total += loss.item()
             if epoch == 0:

@@ -67,8 +67,7 @@ def single_turn_examples(problems, tokenizer) -> list[tuple[list[int], list[int]
     chat = dialogue.ChatFormat(tokenizer)
     examples = []
     for p in problems:
-        opening = chat.opening(dialogue.HintTeacher().opening(p) if p.source == "tiny" else
-                               dialogue.student_instructions(p) + p.statement)
+        opening = chat.opening(dialogue.student_instructions(p) + p.statement)
         answer = chat.encode(p.solution) + [chat.end_of_turn]
         examples.append((opening + answer, [0] * len(opening) + [1] * len(answer)))
     return examples

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import os
 import random
 import sys
 import time
@@ -266,10 +265,7 @@ def print_curves(results: dict, n_turns: int):
 
 
 def write_json(path: Path, obj):
-    """Atomic: a temporary file, then a rename, so a killed run never leaves half a file."""
-    tmp = Path(f"{path}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
-    os.replace(tmp, path)
+    dialogue.atomic_write(path, json.dumps(obj, indent=2))
 
 
 if __name__ == "__main__":

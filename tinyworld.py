@@ -21,6 +21,7 @@ hinted digit into its next answer, so on the tiny world SML's gains come mostly 
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -204,12 +205,10 @@ def _sharded_turns(problem, rng):
     return students, problem.shards[1:]
 
 
+@functools.cache
 def _train_problems():
     import tasks
-    global _TRAIN
-    if "_TRAIN" not in globals():
-        _TRAIN = tasks.tiny_math_problems("train")
-    return _TRAIN
+    return tasks.tiny_math_problems("train")
 
 
 def _wrong(y: int, rng) -> int:
@@ -229,7 +228,7 @@ def _apply_hints(prev: int, known: dict) -> int:
 
 def _encode(chat, opening: str, students: list[str], teachers: list[str]):
     """Segments exactly as dialogue.rollout builds them; the mask is 1 on the student's tokens."""
-    ids, mask = list(chat.opening(opening)), None
+    ids = list(chat.opening(opening))
     mask = [0] * len(ids)
     for i, s in enumerate(students):
         seg = chat.encode(s) + [chat.end_of_turn]

@@ -126,7 +126,7 @@ def _scripted(monkeypatch, tok, replies_by_turn):
 
 
 def test_rollout_ends_at_first_success_and_teacher_hints(monkeypatch, tok):
-    p = tasks.Problem(id="p", task="math", statement="What is 40 + 45?", answer="85")
+    p = tasks.Problem(id="p", task="math", statement="What is 40 + 45?", answer="85", source="tiny")
     calls = _scripted(monkeypatch, tok, [["\\boxed{84}", "\\boxed{85}"], ["\\boxed{85}"], ["x"]])
     ds = rollout(None, tok, [p], HintTeacher(), group_size=2, max_turns=4)
     assert calls == [2, 1]                       # the solved dialogue is not generated for again
@@ -137,7 +137,7 @@ def test_rollout_ends_at_first_success_and_teacher_hints(monkeypatch, tok):
 
 
 def test_rollout_unsolved_after_n_turns_and_truncation(monkeypatch, tok):
-    p = tasks.Problem(id="p", task="math", statement="What is 40 + 45?", answer="85")
+    p = tasks.Problem(id="p", task="math", statement="What is 40 + 45?", answer="85", source="tiny")
     _scripted(monkeypatch, tok, [["\\boxed{84}", "x" * 300]] + [["\\boxed{75}"]] * 3)
     ds = rollout(None, tok, [p], HintTeacher(), group_size=2, max_turns=4, max_dialogue_tokens=200)
     assert ds[0].success_turn is None and ds[0].turns == 4 and not ds[0].truncated
@@ -149,7 +149,7 @@ def test_rollout_counts_teacher_leaks(monkeypatch, tok):
     class Leaky(HintTeacher):
         def reply(self, dialogues):
             return ["It is 85." for _ in dialogues]
-    p = tasks.Problem(id="p", task="math", statement="What is 40 + 45?", answer="85")
+    p = tasks.Problem(id="p", task="math", statement="What is 40 + 45?", answer="85", source="tiny")
     _scripted(monkeypatch, tok, [["\\boxed{84}"], ["\\boxed{84}"], ["\\boxed{84}"]])
     d = rollout(None, tok, [p], Leaky(), max_turns=3)[0]
     assert d.leaks == 2 and all(m.get("leak") for m in d.messages[1:] if m["role"] == "teacher")
