@@ -56,25 +56,58 @@ def tiny_math_problems(split: str, n: int | None = None, seed: int = 0) -> list[
     has a tens digit and a last digit for the scripted teacher to hint at. Train and test never share
     a problem. With `n`, a seeded random sample of that split.
     """
+    problems = [Problem(id=f"tiny-{a}{op}{b}", task="math", statement=f"What is {a} {op} {b}?", answer=str(y),
+                        solution=f"{a} {op} {b} = {y}, so the answer is \\boxed{{{y}}}.", source="tiny",
+                        shards=[f"Compute a {_OP_WORD[op]}.", f"The first number is {a}.", f"The second number is {b}."],
+                        meta={"a": a, "b": b, "op": op})
+                for a, op, b, y in _tiny_arithmetic(split)]
+    return random.Random(seed).sample(problems, min(n, len(problems))) if n is not None else problems
+
+
+TINY_TEST_INPUTS = (0, 1, 5)   # the tiny code task's tests: f(0), f(1), f(5)
+
+
+def tiny_code_problems(split: str, n: int | None = None, seed: int = 0) -> list[Problem]:
+    """The tiny world's code task: the same arithmetic as a program, "Write f(x) that returns x + 47 - 5."
+    The reference program is `def f(x): return x + 42` (on two lines); the functional tests call f(0), f(1) and f(5), and the
+    teacher's private knowledge is what they say about the student's program (verify.check_code, run
+    in the sandbox like any model-written code). Same a, op, b and same 80/20 split as the math task,
+    so a model trained on one task is tested on the other on problems it never saw in either form.
+    (A program that computes `x + 47 - 5` itself is correct too; the tiny base model writes the
+    constant, so the arithmetic is still the skill that math and code share.)
+    """
     problems = []
+    for a, op, b, y in _tiny_arithmetic(split):
+        problems.append(Problem(
+            id=f"tinycode-{a}{op}{b}", task="code", statement=f"Write f(x) that returns x + {a} {op} {b}.",
+            solution=tiny_program(y), func_name="f", source="tiny",
+            tests=[{"input": str(x), "output": str(x + y), "testtype": "functional"} for x in TINY_TEST_INPUTS],
+            shards=[f"Write f(x) that returns x plus a {_OP_WORD[op]}.", f"The first number is {a}.",
+                    f"The second number is {b}."],
+            meta={"a": a, "b": b, "op": op, "constant": y}))
+    return random.Random(seed).sample(problems, min(n, len(problems))) if n is not None else problems
+
+
+def tiny_program(constant: int) -> str:
+    """The reply that writes f(x) = x + constant (the reference solution when the constant is right)."""
+    return f"```python\ndef f(x):\n    return x + {constant}\n```"
+
+
+def tiny_problems(task: str, split: str, n: int | None = None, seed: int = 0) -> list[Problem]:
+    return (tiny_code_problems if task == "code" else tiny_math_problems)(split, n, seed)
+
+
+_OP_WORD = {"+": "sum", "-": "difference"}
+
+
+def _tiny_arithmetic(split: str):
+    """(a, op, b, a op b) of the tiny world's split, in a fixed order."""
     for a in range(10, 100):
         for b in range(1, 10):
             for op in "+-":
                 y = a + b if op == "+" else a - b
-                if y < 10:
-                    continue
-                key = f"{a}{op}{b}"
-                if split_of(key, 0.2) != split:
-                    continue
-                problems.append(Problem(
-                    id=f"tiny-{key}", task="math", statement=f"What is {a} {op} {b}?", answer=str(y),
-                    solution=f"{a} {op} {b} = {y}, so the answer is \\boxed{{{y}}}.", source="tiny",
-                    shards=[f"Compute a {'sum' if op == '+' else 'difference'}.", f"The first number is {a}.",
-                            f"The second number is {b}."],
-                    meta={"a": a, "b": b, "op": op}))
-    if n is not None:
-        problems = random.Random(seed).sample(problems, min(n, len(problems)))
-    return problems
+                if y >= 10 and split_of(f"{a}{op}{b}", 0.2) == split:
+                    yield a, op, b, y
 
 
 # ---------------------------------------------------------------------------------------------
@@ -252,8 +285,8 @@ def load_task(name: str, path: str | None = None, split: str = "train", n: int |
               seed: int = 0) -> list[Problem]:
     """The CLI's `--data`: a dataset by name. LiveCodeBench and Lost in Conversation are evaluation-only
     (they have no split: `split` is ignored); with `n`, the first n (a seeded sample for OpenCodeInstruct)."""
-    if name == "tiny":
-        return tiny_math_problems(split, n, seed)
+    if name in ("tiny", "tiny-code"):
+        return tiny_problems("code" if name == "tiny-code" else "math", split, n, seed)
     if name == "omni-math":
         problems = load_omni_math(path, split, seed=seed)   # already a seeded shuffle: the first n are a sample
     elif name == "livecodebench":
@@ -267,7 +300,7 @@ def load_task(name: str, path: str | None = None, split: str = "train", n: int |
     return problems[:n] if n is not None else problems
 
 
-DATASETS = ("tiny", "omni-math", "livecodebench", "opencodeinstruct", "lic-math", "lic-code")
+DATASETS = ("tiny", "tiny-code", "omni-math", "livecodebench", "opencodeinstruct", "lic-math", "lic-code")
 
 
 def code_statement(question: str, starter_code: str) -> str:
@@ -433,8 +466,8 @@ def _decode_unit_tests(value, where: str) -> list[str]:
 if __name__ == "__main__":
     # python tasks.py                          three tiny-world problems
     # python tasks.py omni-math data.jsonl     and three problems of a dataset (a path, or "hub")
-    for p in tiny_math_problems("train", n=3):
-        print(p.id, "|", p.statement, "|", p.answer, "|", p.shards)
+    for p in tiny_math_problems("train", n=2) + tiny_code_problems("train", n=2):
+        print(p.id, "|", p.statement, "|", p.answer or p.tests, "|", p.shards)
     if len(sys.argv) == 3:
         try:
             loaded = load_task(sys.argv[1], sys.argv[2])

@@ -33,6 +33,23 @@ def test_tiny_world_split_is_disjoint_and_deterministic():
            [p.id for p in tasks.tiny_math_problems("test", n=5, seed=1)]
 
 
+def test_tiny_code_task_mirrors_the_math_split_and_its_reference_passes_in_the_sandbox():
+    import verify
+    math_test, code_test = tasks.tiny_math_problems("test"), tasks.tiny_code_problems("test")
+    assert [p.id.split("-", 1)[1] for p in code_test] == [p.id.split("-", 1)[1] for p in math_test]
+    assert not {p.id for p in tasks.tiny_code_problems("train")} & {p.id for p in code_test}
+    p = tasks.tiny_code_problems("test", n=1, seed=3)[0]
+    a, b, op = p.meta["a"], p.meta["b"], p.meta["op"]
+    assert p.task == "code" and p.answer is None and p.statement == f"Write f(x) that returns x + {a} {op} {b}."
+    assert p.meta["constant"] == (a + b if op == "+" else a - b)
+    assert [t["output"] for t in p.tests] == [str(x + p.meta["constant"]) for x in tasks.TINY_TEST_INPUTS]
+    right = verify.check_code(verify.extract_program(p.solution), p.tests, func_name=p.func_name)
+    wrong = verify.check_code(verify.extract_program(tasks.tiny_program(p.meta["constant"] + 1)), p.tests, "f")
+    assert right.passed and right.n_passed == 3
+    assert not wrong.passed and wrong.n_passed == 0 and f"expected '{p.meta['constant']}'" in wrong.feedback
+    assert len(tasks.load_task("tiny-code", None, "train", n=3)) == 3
+
+
 # --- Omni-MATH ---
 
 def test_omni_math_fields():
