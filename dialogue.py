@@ -26,8 +26,11 @@ sharded tasks reveals shards verbatim instead of paraphrasing them with an LLM.
 """
 from __future__ import annotations
 
+import functools
 import json
+import os
 import random
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import torch
@@ -130,9 +133,8 @@ def rollout(student, tokenizer, problems: list[Problem], teacher, *, group_size:
                         stop_token_ids=chat.stop_ids, pad_token_id=chat.pad_id, seed=seed * 1000 + t)
         texts = tokenizer.batch_decode([[i for i in out if i not in chat.stop_ids] for out in outs],
                                        skip_special_tokens=True)
-        for d, out, text in zip(active, outs, texts):
+        for d, out, text, verdict in zip(active, outs, texts, judge_all([d.problem for d in active], texts)):
             d.segments.append(("student", out))
-            verdict = judge(d.problem, text)
             d.messages.append({"role": "student", "turn": t, "text": text.strip(), **verdict})
             if out[-1] not in chat.stop_ids:   # ran out of budget mid-turn
                 d.truncated = d.done = True
@@ -169,13 +171,29 @@ def judge(problem: Problem, text: str) -> dict:
         program = verify.extract_program(text)
         if program is None:
             return {"correct": None, "feedback": "No program was given (put it in a ```python block)."}
-        result = verify.check_code(program, [t for t in problem.tests if t.get("public", True)],
-                                   func_name=problem.func_name)
-        return {"correct": result.passed, "feedback": result.feedback}
+        public = json.dumps([t for t in problem.tests if t.get("public", True)], sort_keys=True)
+        passed, feedback = _run_tests(program, public, problem.func_name)
+        return {"correct": passed, "feedback": feedback}
     answer = verify.extract_answer(text)
     if answer is None:
         return {"correct": None, "answer": None}
     return {"correct": verify.math_equal(answer, problem.answer), "answer": answer}
+
+
+@functools.lru_cache(maxsize=8192)
+def _run_tests(program: str, tests_json: str, func_name: str | None) -> tuple[bool, str]:
+    """verify.check_code, remembered: the g dialogues of a GRPO group often write the same program."""
+    result = verify.check_code(program, json.loads(tests_json), func_name=func_name)
+    return result.passed, result.feedback
+
+
+def judge_all(problems: list[Problem], texts: list[str]) -> list[dict]:
+    """judge() for a batch of turns. Programs run in parallel sandboxes (each a separate process that
+    mostly waits on the interpreter starting up); math answers are checked in this process."""
+    if not any(p.task == "code" for p in problems):
+        return [judge(p, t) for p, t in zip(problems, texts)]
+    with ThreadPoolExecutor(max_workers=min(8, 2 * (os.cpu_count() or 1))) as pool:
+        return list(pool.map(judge, problems, texts))
 
 
 def is_question(text: str) -> bool:
@@ -222,14 +240,30 @@ def hint_reply(gold: str, student_text: str) -> str:
 
 class TestFeedbackTeacher:
     """Code, scripted: the teacher's private knowledge k_t is what the public tests say about the student's
-    latest program (§4.1, §5.1); it relays that feedback, templated, instead of phrasing it with an LLM."""
+    latest program (§4.1, §5.1); it relays that feedback, templated, instead of phrasing it with an LLM.
+    `brief`: only the first line (the first failing test), for the tiny world's short context:
+    "Test 1 (fail): input '0' | expected '42' | got '43'".
+    """
+
+    def __init__(self, brief: bool = False):
+        self.brief = brief
 
     def opening(self, problem: Problem) -> str:
         return student_instructions(problem) + problem.statement
 
     def reply(self, dialogues: list[Dialogue]) -> list[str]:
-        return ["Your program does not pass the tests yet.\n" + d.student_turns()[-1].get("feedback", "")
-                for d in dialogues]
+        # k_t is about the latest program: a question put in place of an attempt (Q-priming) has none
+        return [self.phrase(next((m["feedback"] for m in reversed(d.student_turns()) if m.get("feedback")),
+                                 "No program was given yet.")) for d in dialogues]
+
+    def phrase(self, feedback: str) -> str:
+        """verify.check_code's feedback on the latest program, as the teacher says it."""
+        return feedback.split("\n")[0] if self.brief else "Your program does not pass the tests yet.\n" + feedback
+
+
+def scripted_teacher(task: str):
+    """The tiny world's teacher for a task: digit hints for math, the first failing test for code."""
+    return TestFeedbackTeacher(brief=True) if task == "code" else HintTeacher()
 
 
 class ShardTeacher:

@@ -46,6 +46,8 @@ the tests say about the student's latest program (§4.1: it changes with each st
     check_code(program, tests, func_name=None, timeout_s=6.0) -> CodeResult
         .passed (all tests pass: the reward), .n_passed, .n_tests, .score, .results (one dict per test:
         status pass/fail/error/timeout, input, expected, got, error), .feedback (bounded text: k_t)
+    feedback_text(results)                       the feedback text from per-test results (the tiny
+                                                 world's warm-up writes it without running programs)
     sandbox_capabilities()                       what isolation this machine gives (probed once)
 
 Tests come in the datasets' three forms (see /work/shared/datasets.md):
@@ -827,7 +829,8 @@ def check_code(program: str, tests: list, func_name: str | None = None, timeout_
                 break
     results = [_public_result(tests[i], raw[i]) for i in range(n)]
     n_passed = sum(r["status"] == "pass" for r in results)
-    return CodeResult(n > 0 and n_passed == n, n_passed, n, _feedback(results, raw), results)
+    compile_error = any(r.get("compile_error") for r in raw.values())
+    return CodeResult(n > 0 and n_passed == n, n_passed, n, feedback_text(results, compile_error), results)
 
 
 def _public_result(test: dict, raw: dict) -> dict:
@@ -839,12 +842,13 @@ def _public_result(test: dict, raw: dict) -> dict:
             "got": raw.get("got"), "error": raw.get("error"), "time_s": raw.get("time_s")}
 
 
-def _feedback(results: list, raw: dict) -> str:
-    """What the tests say, briefly and within _FEEDBACK_CHARS: the teacher's private knowledge k_t."""
+def feedback_text(results: list, compile_error: bool = False) -> str:
+    """What the tests say, briefly and within _FEEDBACK_CHARS: the teacher's private knowledge k_t.
+    `results` as in CodeResult.results (status, input, expected, got, error)."""
     n, n_passed = len(results), sum(r["status"] == "pass" for r in results)
     if n and n_passed == n:
         return f"All {n} tests passed."
-    if any(r.get("compile_error") for r in raw.values()):
+    if compile_error:
         return f"The program does not compile: {results[0]['error']}. 0/{n} tests passed."
     lines, left_out = [], 0
     for k, r in enumerate(results, 1):

@@ -199,3 +199,26 @@ def test_code_dialogue_runs_tests_in_the_sandbox_and_relays_feedback(monkeypatch
     hint = d.messages[2]["text"]
     assert "add(1, 2)" in hint and "-1" in hint          # the failing test and what the program returned
     assert d.messages[0]["text"].endswith("Write add(a, b).")
+
+
+def test_brief_test_feedback_teacher_relays_the_first_failing_test(monkeypatch, tok):
+    p = tasks.tiny_code_problems("test", n=1, seed=0)[0]
+    c = p.meta["constant"]
+    _scripted(monkeypatch, tok, [[tasks.tiny_program(c + 1)], ["no program here"], [p.solution]])
+    d = rollout(None, tok, [p], dialogue.scripted_teacher("code"), max_turns=4)[0]
+    assert d.success_turn == 3 and [m["correct"] for m in d.student_turns()] == [False, None, True]
+    assert d.messages[2]["text"] == f"Test 1 (fail): input '0' | expected '{c}' | got '{c + 1}'"
+    assert "python block" in d.messages[4]["text"] and d.leaks == 0      # test outputs are k_t, not a leak
+
+
+def test_judge_all_runs_programs_in_parallel_and_remembers_them():
+    p = tasks.tiny_code_problems("test", n=1, seed=1)[0]
+    c = p.meta["constant"]
+    texts = [tasks.tiny_program(c + k % 3) for k in range(12)]          # 3 distinct programs
+    dialogue._run_tests.cache_clear()
+    verdicts = dialogue.judge_all([p] * 12, texts)
+    assert verdicts == [dialogue.judge(p, t) for t in texts]
+    assert [v["correct"] for v in verdicts[:3]] == [True, False, False]
+    assert dialogue._run_tests.cache_info().currsize == 3               # each distinct program ran once
+    math = tasks.tiny_math_problems("test", n=1)[0]
+    assert dialogue.judge_all([math], [f"\\boxed{{{math.answer}}}"])[0]["correct"] is True
