@@ -2,17 +2,20 @@
 
 No 12B model fits on a laptop CPU, so `--model tiny` (the default) stands in for the paper's
 Gemma-3-12B-IT: a ~0.2M-parameter Llama-architecture model that reads characters, built locally and
-warmed up on the tiny world (a two-digit number plus or minus a one-digit one; a scripted teacher
-that hints one digit at a time). The warm-up has two phases:
-  1. the arithmetic alone, ARITHMETIC_STEPS steps of problem -> answer, several problems chained in
-     one chat so that it still holds far into a long dialogue (a model this small learns it abruptly,
-     after ~1000 steps);
+warmed up on the tiny world's two tasks, which share one skill (a two-digit number plus or minus a
+one-digit one):
+  * math: "What is 47 - 5?" -> \\boxed{42}; the scripted teacher hints one digit at a time;
+  * code: "Write f(x) that returns x + 47 - 5." -> `def f(x): return x + 42`, run in verify.py's
+    sandbox against f(0), f(1), f(5); the scripted teacher relays the first failing test.
+The warm-up has two phases:
+  1. the arithmetic alone, ARITHMETIC_STEPS steps of problem -> answer (or program), several problems
+     chained in one chat so that it still holds far into a long dialogue;
   2. dialogues written to look like a base model of the paper: right on the first try only some of
-     the time, and only sometimes *using* the teacher's hints (P_USE_HINT; otherwise it guesses
+     the time, and only sometimes *using* the teacher's feedback (P_USE_HINT; otherwise it guesses
      again), so that learning from feedback is left for SML to teach; plus sharded dialogues (the
      lazy user) and Q-priming's question-writing prompt, so every stage has something to start from.
 The result is cached on disk (save_pretrained format, ~/.cache/sml or $SML_CACHE) and deterministic
-given the seed. Measured: 291 s on 2 CPU cores.
+given the seed. Measured: 281 s on 2 CPU cores.
 
     python tinyworld.py            # warm up (or load) the tiny base model and report its accuracy
 
@@ -32,7 +35,7 @@ from pathlib import Path
 
 import torch
 
-VERSION = 4          # bump when the corpus or the model changes: the cache key includes it
+VERSION = 5          # bump when the corpus or the model changes: the cache key includes it
 SPECIALS = ["<|pad|>", "<|bos|>", "<|end|>", "<|system|>", "<|user|>", "<|assistant|>", "<|unk|>"]
 CHARS = [chr(c) for c in range(32, 127)] + ["\n"]
 CHAT_TEMPLATE = ("{{ bos_token }}{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}<|end|>{% endfor %}"
@@ -44,8 +47,11 @@ P_USE_HINT = 0.3         # a later attempt follows the teacher's digit hints
 P_LATER_CORRECT = 0.1    # a later attempt is right by a fresh try
 P_REPEAT = 0.3           # a later wrong attempt repeats the previous one
 P_ASK = 0.03             # a turn asks about a digit instead of answering
-MIX = {"math": 0.7, "sharded": 0.12, "question": 0.08, "solve": 0.1}
+MIX = {"math": 0.45, "code": 0.25, "sharded": 0.07, "sharded-code": 0.05, "question": 0.05, "solve": 0.11,
+       "solve-code": 0.02}
 ARITHMETIC_STEPS = 800   # the first steps teach the arithmetic alone (problem -> answer), then the dialogues
+ARITHMETIC_MIX = {"solve": 0.9, "solve-code": 0.1}   # some programs from the start: their characters are
+                                                     # new, and meeting them all at once later diverges
 
 
 def cache_dir(seed: int, steps: int) -> Path:
@@ -91,7 +97,8 @@ def build_model(tokenizer, seed: int = 0):
 # The warm-up: next-token prediction on the student's turns of generated dialogues.
 # ---------------------------------------------------------------------------------------------
 
-WARMUP_STEPS = 1400
+WARMUP_STEPS = 1300
+DIALOGUE_BATCH = 40    # phase 2's dialogues are long: a smaller batch keeps the warm-up within 5 minutes
 
 
 def warm_up(path: Path, seed: int = 0, steps: int = WARMUP_STEPS, batch_size: int = 64, lr: float = 3e-3,
@@ -99,13 +106,11 @@ def warm_up(path: Path, seed: int = 0, steps: int = WARMUP_STEPS, batch_size: in
     """Train a fresh tiny model on the corpus and save it (atomically) to `path`."""
     from tqdm.auto import tqdm
     from dialogue import ChatFormat
-    import tasks
     t0 = time.time()
     random.seed(seed)
     tokenizer = build_tokenizer()
     model = build_model(tokenizer, seed)
     chat = ChatFormat(tokenizer)
-    problems = tasks.tiny_math_problems("train")
     rng = random.Random(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.95))
     model.train()
@@ -115,14 +120,16 @@ def warm_up(path: Path, seed: int = 0, steps: int = WARMUP_STEPS, batch_size: in
         for g in opt.param_groups:   # linear warm-up, cosine decay
             g["lr"] = lr * min(1.0, (step + 1) / 50) * 0.5 * (1 + math.cos(math.pi * step / steps))
         if not pool:   # batches of similar lengths: padding to the longest costs ~2.5x otherwise
-            mix = {"solve": 1.0} if step < ARITHMETIC_STEPS * steps // WARMUP_STEPS else MIX
-            samples = sorted((corpus_sample(rng.choice(problems), chat, rng, mix) for _ in range(8 * batch_size)),
-                             key=lambda s: len(s[0]))
-            pool = [samples[i:i + batch_size] for i in range(0, len(samples), batch_size)]
+            arithmetic = step < ARITHMETIC_STEPS * steps // WARMUP_STEPS
+            mix, B = (ARITHMETIC_MIX, batch_size) if arithmetic else (MIX, DIALOGUE_BATCH * batch_size // 64)
+            samples = sorted((corpus_sample(rng, chat, mix) for _ in range(8 * B)), key=lambda s: len(s[0]))
+            pool = [samples[i:i + B] for i in range(0, len(samples), B)]
             rng.shuffle(pool)
         ids, mask = zip(*pool.pop())
         x, m = _pad(ids, tokenizer.pad_token_id), _pad(mask, 0)                      # (B, T)
-        logits = model(input_ids=x, attention_mask=(x != tokenizer.pad_token_id).long()).logits
+        # Padding is on the right, so under causal attention no real token ever sees a pad: no
+        # attention mask is needed, and without one SDPA takes its fast causal path (~30% faster).
+        logits = model(input_ids=x).logits                                          # (B, T, V)
         logp = torch.log_softmax(logits[:, :-1].float(), -1).gather(-1, x[:, 1:, None]).squeeze(-1)  # (B, T-1)
         loss = -(logp * m[:, 1:]).sum() / m[:, 1:].sum()
         opt.zero_grad(set_to_none=True)
@@ -137,18 +144,22 @@ def warm_up(path: Path, seed: int = 0, steps: int = WARMUP_STEPS, batch_size: in
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     (tmp / "warmup.json").write_text(json.dumps({"seed": seed, "steps": steps, "batch_size": batch_size,
+                                                 "dialogue_batch_size": DIALOGUE_BATCH * batch_size // 64,
                                                  "final_loss": loss.item(), "seconds": time.time() - t0}))
     shutil.rmtree(path, ignore_errors=True)
     os.replace(tmp, path)
 
 
-def corpus_sample(problem, chat, rng: random.Random, mix: dict = MIX):
-    """One training sequence (ids, mask): a dialogue, a sharded dialogue, a question-writing prompt,
-    or a plain problem -> correct answer pair (the arithmetic itself, learned first)."""
+def corpus_sample(rng: random.Random, chat, mix: dict = MIX):
+    """One training sequence (ids, mask): a math or code dialogue, a sharded dialogue, a question-writing
+    prompt, or plain problems -> correct answers (the arithmetic itself, learned first)."""
     kind = rng.choices(list(mix), weights=list(mix.values()))[0]
+    task = "code" if "code" in kind else "math"
+    kind = kind.removesuffix("-code")
+    problem = rng.choice(_train_problems(task))
     if kind == "solve":   # a few problems in one chat, so the arithmetic also works far into a dialogue
-        chain = [problem] + [rng.choice(_train_problems()) for _ in range(rng.randint(0, 3))]
-        return _encode(chat, chain[0].statement, [f"\\boxed{{{p.answer}}}" for p in chain],
+        chain = [problem] + [rng.choice(_train_problems(task)) for _ in range(rng.randint(0, 3 if task == "math" else 1))]
+        return _encode(chat, chain[0].statement, [_attempt(p, _constant(p)) for p in chain],
                        [p.statement for p in chain[1:]])
     if kind == "question":
         import qprime
@@ -158,6 +169,8 @@ def corpus_sample(problem, chat, rng: random.Random, mix: dict = MIX):
         return _encode(chat, prompt, [f"What is the {wrong_digit} digit?"], [])
     if kind == "sharded":
         return _encode(chat, problem.shards[0], *_sharded_turns(problem, rng))
+    if kind == "code":
+        return _encode(chat, problem.statement, *_code_turns(problem, rng))
     return _encode(chat, problem.statement, *_math_turns(problem, rng))
 
 
@@ -192,23 +205,66 @@ def _math_turns(problem, rng):
     return students, teachers[:len(students) - 1]
 
 
+def _code_turns(problem, rng):
+    """The code task: programs f(x) = x + c, and the scripted teacher's first failing test, which shows
+    the expected f(0) = the right c. A later attempt copies it (P_USE_HINT) or is a fresh try."""
+    from dialogue import TestFeedbackTeacher
+    y = _constant(problem)
+    students, teachers, prev = [], [], None
+    for t in range(rng.randint(3, 5)):
+        if prev is None:
+            x = y if rng.random() < P_FIRST_CORRECT else _wrong(y, rng)
+        elif rng.random() < P_USE_HINT + P_LATER_CORRECT:
+            x = y
+        else:
+            x = prev if rng.random() < P_REPEAT else _wrong(y, rng)
+        prev = x
+        students.append(_attempt(problem, x))
+        if x == y:
+            break
+        teachers.append(TestFeedbackTeacher(brief=True).phrase(tiny_feedback(problem, x)))
+    return students, teachers[:len(students) - 1]
+
+
+def tiny_feedback(problem, constant: int) -> str:
+    """What verify.check_code says about the program f(x) = x + constant on a tiny code problem, without
+    running it (the warm-up writes thousands; a test checks this against the sandbox)."""
+    import verify
+    results = []
+    for test in problem.tests:
+        got = str(int(test["input"]) + constant)
+        results.append({"status": "pass" if got == test["output"] else "fail", "input": test["input"],
+                        "expected": test["output"], "got": got, "error": None})
+    return verify.feedback_text(results)
+
+
 def _sharded_turns(problem, rng):
     """Before all shards are in, the base student mostly guesses (premature answers), sometimes asks."""
-    y = int(problem.answer)
+    y = _constant(problem)
     students = []
     for t in range(len(problem.shards)):
         if t < len(problem.shards) - 1:
             ask = rng.random() < 0.25
-            students.append("What are the numbers?" if ask else f"\\boxed{{{rng.randint(20, 150)}}}")
+            students.append("What are the numbers?" if ask else _attempt(problem, rng.randint(20, 150)))
         else:
-            students.append(f"\\boxed{{{y if rng.random() < P_FIRST_CORRECT else _wrong(y, rng)}}}")
+            students.append(_attempt(problem, y if rng.random() < P_FIRST_CORRECT else _wrong(y, rng)))
     return students, problem.shards[1:]
 
 
-@functools.cache
-def _train_problems():
+def _constant(problem) -> int:
+    return problem.meta["constant"] if problem.task == "code" else int(problem.answer)
+
+
+def _attempt(problem, value: int) -> str:
+    """The student's answer: \\boxed{value} for math, the program returning x + value for code."""
     import tasks
-    return tasks.tiny_math_problems("train")
+    return tasks.tiny_program(value) if problem.task == "code" else f"\\boxed{{{value}}}"
+
+
+@functools.cache
+def _train_problems(task: str = "math"):
+    import tasks
+    return tasks.tiny_problems(task, "train")
 
 
 def _wrong(y: int, rng) -> int:
@@ -228,17 +284,27 @@ def _apply_hints(prev: int, known: dict) -> int:
 
 def _encode(chat, opening: str, students: list[str], teachers: list[str]):
     """Segments exactly as dialogue.rollout builds them; the mask is 1 on the student's tokens."""
-    ids = list(chat.opening(opening))
+    ids = list(_segment(chat, "opening", opening))
     mask = [0] * len(ids)
     for i, s in enumerate(students):
-        seg = chat.encode(s) + [chat.end_of_turn]
+        seg = _segment(chat, "student", s)
         ids += seg
         mask += [1] * len(seg)
         if i < len(teachers):
-            seg = chat.teacher_turn(teachers[i])
+            seg = _segment(chat, "teacher", teachers[i])
             ids += seg
             mask += [0] * len(seg)
     return ids, mask
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _segment(chat, role: str, text: str) -> tuple[int, ...]:
+    """One segment's ids, remembered: rendering the chat template is most of the corpus's cost."""
+    if role == "opening":
+        return tuple(chat.opening(text))
+    if role == "teacher":
+        return tuple(chat.teacher_turn(text))
+    return tuple(chat.encode(text) + [chat.end_of_turn])
 
 
 def _pad(seqs, value):
@@ -252,7 +318,9 @@ if __name__ == "__main__":
     t0 = time.time()
     model, tok = load_tiny(seed=0)
     print(f"tiny model ready in {time.time() - t0:.0f}s ({sum(p.numel() for p in model.parameters()):,} parameters)")
-    problems = tasks.tiny_math_problems("test", n=200, seed=0)
-    ds = dialogue.rollout(model, tok, problems, dialogue.HintTeacher(), max_turns=4, temperature=1.0, progress=True)
-    for t in range(1, 5):
-        print(f"solved by turn {t}: {sum(d.success_turn is not None and d.success_turn <= t for d in ds) / len(ds):.3f}")
+    for task in ("math", "code"):
+        problems = tasks.tiny_problems(task, "test", n=200, seed=1234)
+        ds = dialogue.rollout(model, tok, problems, dialogue.scripted_teacher(task), max_turns=4, temperature=1.0,
+                              max_turn_tokens=48, progress=True)
+        print(f"{task}: solved by turn " + "  ".join(
+            f"{t}: {sum(d.success_turn is not None and d.success_turn <= t for d in ds) / len(ds):.3f}" for t in range(1, 5)))
