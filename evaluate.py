@@ -345,16 +345,17 @@ def parse_turn_type(reply: str) -> str | None:
 # Reports: eval.json, results.md, plots.
 # ---------------------------------------------------------------------------------------------
 
-def write_report(out: Path, results: dict, n_turns_train: int | None = None) -> None:
+def write_report(out: Path, results: dict, n_turns_train: int | None = None, trained_on: str | None = None) -> None:
     """Write eval.json (exactly `results`: {model_label: {eval_task: entry}}), results.md and, when
     matplotlib is installed, success_by_turn_<task>.png and answer_loss.png. Each file is written to
-    a temporary file and then renamed, so a killed run never leaves half a file."""
+    a temporary file and then renamed, so a killed run never leaves half a file. `trained_on` (the
+    task the models were trained on) adds Fig. 4's in-domain vs transfer table."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     validate_eval_json(results)
     dialogue.atomic_write(out / "eval.json", json.dumps(results, indent=2))
     plots = _plots(out, results, n_turns_train)
-    dialogue.atomic_write(out / "results.md", _markdown(results, plots))
+    dialogue.atomic_write(out / "results.md", _markdown(results, plots, n_turns_train, trained_on))
 
 
 def _tasks(results: dict) -> list[str]:
@@ -379,7 +380,8 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines + ["| " + " | ".join(r) + " |" for r in rows]
 
 
-def _markdown(results: dict, plots: list[str] | None) -> str:
+def _markdown(results: dict, plots: list[str] | None, n_turns_train: int | None = None,
+              trained_on: str | None = None) -> str:
     lines = ["# Evaluation", "", "Success at turn t is the fraction of dialogues solved at or before turn t, "
              "as mean ± 95% CI half-width over seeds. Truncated dialogues count as unsolved."]
     names = _tasks(results)
@@ -404,6 +406,8 @@ def _markdown(results: dict, plots: list[str] | None) -> str:
                     _pm(r[name]["success_at_turn"], r[name]["ci95"], len(r[name]["success_at_turn"]) - 1, 100, 1)
                     if name in r else "–" for r in results.values()])
         lines += _table(["domain", "setting"] + list(results), rows)
+    if trained_on:
+        lines += _transfer_table(results, names, n_turns_train, trained_on)
     rows, types = [], []
     for label, by_task in results.items():
         for task, e in by_task.items():
@@ -429,6 +433,19 @@ def _markdown(results: dict, plots: list[str] | None) -> str:
     if plots is None:
         lines += ["", "Plots need matplotlib (`pip install matplotlib`); none were drawn."]
     return "\n".join(lines) + "\n"
+
+
+def _transfer_table(results: dict, names: list[str], n_turns_train: int | None, trained_on: str) -> list[str]:
+    """Fig. 4: success of every model on every fully specified task, marked in-domain (the task it was
+    trained on) or transfer, at turn 1, at the training horizon and at the last turn."""
+    full = [t for t in names if not t.endswith("-sharded")]
+    N = max(len(e["success_at_turn"]) for r in results.values() for t, e in r.items() if t in full)
+    turns = sorted({1, n_turns_train or 1, N})
+    rows = [[task, "in-domain" if task == trained_on else "transfer", label]
+            + [_pm(r[task]["success_at_turn"], r[task]["ci95"], t - 1) for t in turns]
+            for task in full for label, r in results.items() if task in r]
+    return (["", f"## Transfer (Fig. 4): trained on {trained_on}, evaluated on every task", ""]
+            + _table(["eval task", "", "model"] + [f"turn {t}" for t in turns], rows))
 
 
 def _plots(out: Path, results: dict, n_turns_train: int | None) -> list[str] | None:
@@ -543,14 +560,16 @@ def parse_args(argv=None):
     p.add_argument("--problems", type=int, help="how many test problems (default: 200 tiny, all else)")
     p.add_argument("--judge", help="a local chat model that classifies turn types (default: rules)")
     p.add_argument("--answer-loss", action="store_true", help="also compute Fig. 3's loss on the correct answer")
-    p.add_argument("--max-turn-tokens", type=int, help="default: 32 for tiny data, 1024 otherwise")
+    p.add_argument("--trained-on", choices=["math", "code"], help="the task the models were trained on: adds "
+                   "the transfer table (Fig. 4), e.g. --task code --trained-on math")
+    p.add_argument("--max-turn-tokens", type=int, help="default: 48 for tiny data, 1024 otherwise")
     p.add_argument("--max-dialogue-tokens", type=int, help="default: 512 for tiny data, 8192 otherwise")
     p.add_argument("--device")
     p.add_argument("--out", help="default: runs/eval-<task>-<time>")
     args = p.parse_args(argv)
     tiny = args.data == "tiny"
     args.model = args.model or ["tiny"]
-    args.max_turn_tokens = args.max_turn_tokens or (32 if tiny else 1024)
+    args.max_turn_tokens = args.max_turn_tokens or (48 if tiny else 1024)
     args.max_dialogue_tokens = args.max_dialogue_tokens or (512 if tiny else 8192)
     args.out = Path(args.out or f"runs/eval-{args.task}-{time.strftime('%Y%m%d-%H%M%S')}")
     return args
@@ -592,7 +611,7 @@ def main(argv=None) -> dict:
                          "\n\n".join(d.render() for d in by_seed[0][:8]) + "\n")
             print(f"{label}/{task}: solved by turn " + " ".join(f"{t}:{s:.2f}" for t, s in
                   enumerate(entry["success_at_turn"], start=1)) + f"; truncated {entry['truncated_rate']:.2f}")
-        write_report(args.out, results, args.train_turns or None)   # after each model: nothing is lost
+        write_report(args.out, results, args.train_turns or None, args.trained_on)   # after each model: nothing lost
         del student
     print(f"wrote {args.out}/eval.json and results.md")
     return results
@@ -601,13 +620,10 @@ def main(argv=None) -> dict:
 def load_eval_tasks(task: str, data: str, dataset: str | None = None, sharded_data: str | None = None,
                     n: int | None = None, seed: int = 0) -> dict[str, list]:
     """{eval task name: problems}, the held-out problems sml.py and this file's CLI both evaluate on.
-    Tiny: "math" and "math-sharded" are the same test problems (a fixed sample, whatever the seed)."""
+    Tiny: "<task>" and "<task>-sharded" are the same test problems (a fixed sample, whatever the seed)."""
     if data == "tiny":
-        if task == "code":
-            raise dialogue.UserError("The tiny world has no code problems; evaluate --task code on LiveCodeBench "
-                                     "with --data PATH (or hub).")
-        problems = tasks.tiny_math_problems("test", n or 200, seed=1234)
-        return {"math": problems, "math-sharded": problems}
+        problems = tasks.tiny_problems(task, "test", n or 200, seed=1234)
+        return {task: problems, f"{task}-sharded": problems}
     name = dataset or {"math": "omni-math", "code": "livecodebench"}[task]
     key = f"{task}-sharded" if name.startswith("lic-") else task   # --dataset lic-math is sharded
     out = {key: tasks.load_task(name, None if data == "hub" else data, split="test", n=n, seed=seed)}
@@ -623,7 +639,7 @@ def make_teacher(args, task: str, student, tokenizer, teacher_model):
     if task.endswith("-sharded"):
         return dialogue.ShardTeacher()
     if args.teacher == "scripted" or (args.teacher == "auto" and args.data == "tiny"):
-        return dialogue.HintTeacher()
+        return dialogue.scripted_teacher(task)
     model, tok = (student, tokenizer) if args.teacher == "same" else teacher_model
     return dialogue.ModelTeacher(model, tok)
 

@@ -3,6 +3,8 @@
     python sml.py --task math --stage rollout        # see the dialogue loop: print and save a few dialogues
     python sml.py --task math                        # base eval -> MT-RL -> eval, on the tiny world (CPU)
     python sml.py --task math --method st-rl --seeds 3
+    python sml.py --task code                        # the same on the tiny world's code task (sandboxed tests)
+    python sml.py --task math --transfer             # ... and also evaluate on code (Fig. 4's transfer)
     python sml.py --task math --model google/gemma-3-12b-it --data hub --sharded-data hub   # the paper, one GPU
 
 The recipe: evaluate the starting model ("base"), then for each training seed train a fresh copy
@@ -40,6 +42,7 @@ import qprime
 import sft
 import tasks
 
+TINY_CODE_PROBLEMS = 320
 METHODS = ["mt-rl", "mt-sft", "st-rl", "st-rl-g32", "st-sft", "qprime", "sft-rl"]
 
 
@@ -56,6 +59,10 @@ def parse_args(argv=None):
     p.add_argument("--dataset", default=None, help="what --data holds: omni-math (math) or opencodeinstruct (code)")
     p.add_argument("--eval-data", default=None, help="evaluation data if not --data's test split (e.g. livecodebench)")
     p.add_argument("--sharded-data", default=None, help="Lost-in-Conversation json (or 'hub') for the sharded eval")
+    p.add_argument("--transfer", action="store_true",
+                   help="also evaluate on the other task (Fig. 4): its tiny test set, or --transfer-data")
+    p.add_argument("--transfer-data", default=None,
+                   help="the other task's evaluation data (a path or 'hub'; omni-math for math, livecodebench for code)")
     p.add_argument("--turns", type=int, default=4, help="N in training (the paper: 4)")
     p.add_argument("--eval-turns", type=int, default=10, help="N at evaluation (the paper: 10)")
     p.add_argument("--group-size", type=int, default=8, help="g, dialogues per problem (the paper: 8)")
@@ -68,13 +75,13 @@ def parse_args(argv=None):
     p.add_argument("--loss-norm", choices=["token", "sequence"], default="token",
                    help="GRPO loss: token-mean over the batch (default) or mean of per-dialogue means")
     p.add_argument("--micro-batch", type=int, default=None, help="sequences per backward (default 64 tiny, 4 otherwise)")
-    p.add_argument("--problems", type=int, default=None, help="training problems (default: all 1278 tiny, 2000)")
+    p.add_argument("--problems", type=int, default=None, help="training problems (default: all 1278 tiny math, 320 tiny code, 2000)")
     p.add_argument("--eval-problems", type=int, default=None, help="evaluation problems (default: 200 tiny, 500)")
     p.add_argument("--seeds", type=int, default=1, help="training seeds (the paper: 3, for 95%% CIs)")
     p.add_argument("--eval-seeds", type=int, default=1, help="sampling seeds per evaluation of the base model")
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--top-p", type=float, default=1.0)
-    p.add_argument("--max-turn-tokens", type=int, default=None, help="default: 32 for tiny, 1024 otherwise")
+    p.add_argument("--max-turn-tokens", type=int, default=None, help="default: 48 for tiny, 1024 otherwise")
     p.add_argument("--max-dialogue-tokens", type=int, default=None, help="default: 512 for tiny, 8192 otherwise")
     p.add_argument("--save-every", type=int, default=50, help="checkpoint every K steps")
     p.add_argument("--judge", default=None, help="a local chat model that classifies turn types (default: rules)")
@@ -87,12 +94,15 @@ def parse_args(argv=None):
     tiny = args.model == "tiny"
     args.lr = args.lr or (2e-4 if tiny else 1e-6)
     args.micro_batch = args.micro_batch or (64 if tiny else 4)
-    args.problems = args.problems if args.problems is not None else (None if tiny else 2000)
+    if args.problems is None:   # tiny code: every program runs in the sandbox (~0.1 s each), so a shorter epoch
+        args.problems = (TINY_CODE_PROBLEMS if args.task == "code" else None) if tiny else 2000
     args.eval_problems = args.eval_problems or (200 if tiny else 500)
-    args.max_turn_tokens = args.max_turn_tokens or (32 if tiny else 1024)
+    args.max_turn_tokens = args.max_turn_tokens or (48 if tiny else 1024)
     args.max_dialogue_tokens = args.max_dialogue_tokens or (512 if tiny else 8192)
     if args.resume and not args.out:
         p.error("--resume needs --out, the folder of the run to continue")
+    if args.transfer and args.data != "tiny" and not args.transfer_data:
+        p.error("--transfer with real data needs --transfer-data, the other task's evaluation set (a path or hub)")
     name = args.method if args.stage == "all" else args.stage
     args.out = Path(args.out or f"runs/{args.task}-{name}-{time.strftime('%Y%m%d-%H%M%S')}")
     return args
@@ -124,7 +134,7 @@ def main(argv=None):
             trained[name].append(entry)
         del student
     results[args.method] = {name: evaluate.combine(entries) for name, entries in trained.items()}
-    evaluate.write_report(args.out, results, n_turns_train=args.turns)
+    evaluate.write_report(args.out, results, n_turns_train=args.turns, trained_on=args.task if args.transfer else None)
     print_curves(results, args.eval_turns)
     print(f"done in {(time.time() - t_start) / 60:.1f} min: {args.out}/eval.json, results.md"
           + (", plots" if any(args.out.glob("*.png")) else ""))
@@ -187,14 +197,24 @@ def done(out: Path) -> Path | None:
 
 def eval_suites(args, teacher) -> dict:
     """{eval task name: (problems, teacher, sharded)}: evaluate.py's held-out tasks, fully specified with
-    the run's teacher and sharded with the lazy user (Table 1). Code is evaluated on LiveCodeBench."""
-    name = "livecodebench" if args.task == "code" else (args.dataset or "omni-math")
+    the run's teacher and sharded with the lazy user (Table 1). Code is evaluated on LiveCodeBench.
+    With --transfer, the other task too (Fig. 4), with its own scripted teacher in the tiny world."""
+    name = None if args.data == "tiny" else "livecodebench" if args.task == "code" else (args.dataset or "omni-math")
     problems = evaluate.load_eval_tasks(args.task, args.eval_data or args.data, name, args.sharded_data,
                                         args.eval_problems, args.seed)
+    teachers = {args.task: teacher}
+    if args.transfer:
+        other = "code" if args.task == "math" else "math"
+        problems.update(evaluate.load_eval_tasks(other, args.transfer_data or "tiny", None, None,
+                                                 args.eval_problems, args.seed))
+        teachers[other] = dialogue.scripted_teacher(other) if isinstance(teacher, SCRIPTED) else teacher
     if args.data != "tiny":
         write_json(args.out / "split-test.json", {k: [p.id for p in v] for k, v in problems.items()})
-    return {k: (v, dialogue.ShardTeacher() if k.endswith("-sharded") else teacher, k.endswith("-sharded"))
+    return {k: (v, dialogue.ShardTeacher() if k.endswith("-sharded") else teachers[k], k.endswith("-sharded"))
             for k, v in problems.items()}
+
+
+SCRIPTED = (dialogue.HintTeacher, dialogue.TestFeedbackTeacher)
 
 
 def run_eval(args, model, tokenizer, suites, label, seeds) -> dict:
@@ -208,7 +228,8 @@ def run_eval(args, model, tokenizer, suites, label, seeds) -> dict:
                                            seeds=list(seeds), temperature=args.temperature, top_p=args.top_p,
                                            max_turn_tokens=args.max_turn_tokens,
                                            max_dialogue_tokens=2 * args.max_dialogue_tokens, sharded=sharded,
-                                           classifier=classifier, answer_loss=not sharded and args.task == "math")
+                                           classifier=classifier,
+                                           answer_loss=not sharded and problems[0].task == "math")
         results[name] = entry
         (args.out / "dialogues").mkdir(exist_ok=True)
         for seed, ds in zip(seeds, by_seed):
@@ -219,7 +240,7 @@ def run_eval(args, model, tokenizer, suites, label, seeds) -> dict:
 def make_teacher(args, student, tokenizer):
     """The teacher: scripted in the tiny world, else a frozen LLM (the student's starting weights by default)."""
     if args.teacher == "scripted" or (args.teacher == "auto" and args.model == "tiny"):
-        return dialogue.HintTeacher()
+        return dialogue.scripted_teacher(args.task)
     if args.teacher in ("auto", "same"):
         # The starting weights, frozen. Each seed trains its own copy (train_one), never these, so the
         # base model itself is the teacher: no second copy of a 12B model on the GPU.
@@ -230,7 +251,7 @@ def make_teacher(args, student, tokenizer):
 
 def load_problems(args, split: str, n: int | None) -> list[tasks.Problem]:
     if args.data == "tiny":
-        return tasks.tiny_math_problems(split, n, seed=args.seed)
+        return tasks.tiny_problems(args.task, split, n, seed=args.seed)
     name = args.dataset or {"math": "omni-math", "code": "opencodeinstruct"}[args.task]
     problems = tasks.load_task(name, None if args.data == "hub" else args.data, split=split, n=n, seed=args.seed)
     write_json(args.out / f"split-{split}.json", [p.id for p in problems])

@@ -257,11 +257,30 @@ def test_cli_errors_are_one_sentence(tmp_path, capsys):
 
 
 def test_cli_error_exits_with_one_line(tmp_path):
-    proc = subprocess.run([sys.executable, "evaluate.py", "--task", "code", "--data", "tiny", "--out", str(tmp_path)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    missing = tmp_path / "lcb.jsonl"
+    proc = subprocess.run([sys.executable, "evaluate.py", "--task", "code", "--data", str(missing), "--out",
+                           str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
-    assert proc.stderr.strip().splitlines() == ["error: The tiny world has no code problems; evaluate --task code "
-                                                "on LiveCodeBench with --data PATH (or hub)."]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and str(missing) in lines[0]
+
+
+def test_cli_transfer_to_the_tiny_code_task(tmp_path, tok):
+    import tinyworld
+    path = tmp_path / "math-trained"
+    random_llama(tinyworld.build_tokenizer()).save_pretrained(path)
+    tok.save_pretrained(path)
+    out = tmp_path / "eval"
+    env = {**os.environ, "SML_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "evaluate.py", "--task", "code", "--trained-on", "math", "--model",
+                           str(path), "--data", "tiny", "--problems", "3", "--turns", "2", "--seeds", "1",
+                           "--out", str(out)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    results = json.loads((out / "eval.json").read_text())
+    assert set(results["math-trained"]) == {"code", "code-sharded"}
+    assert "| code | transfer | math-trained |" in (out / "results.md").read_text()
+    first = json.loads((out / "dialogues" / "math-trained-code-seed0.jsonl").read_text().splitlines()[0])
+    assert first["task"] == "code" and first["messages"][0]["text"].startswith("Write f(x) that returns x + ")
 
 
 def test_cli_smoke(tmp_path, tok):

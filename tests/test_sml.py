@@ -49,6 +49,20 @@ def test_every_method_runs_end_to_end(tmp_path, method):
         assert json.loads((out / "seed-0" / "qprime_stats.json").read_text())["wrong_turns"] > 0
 
 
+def test_code_task_and_transfer_run_end_to_end(tmp_path):
+    out = tmp_path / "code"
+    sml.main(["--task", "code", "--transfer", "--out", str(out), *TINY])
+    results = json.loads((out / "eval.json").read_text())
+    evaluate.validate_eval_json(results)
+    assert set(results["mt-rl"]) == {"code", "code-sharded", "math", "math-sharded"}
+    report = (out / "results.md").read_text()
+    assert "## Transfer (Fig. 4): trained on code" in report and "| math | transfer | mt-rl |" in report
+    rows = [json.loads(l) for l in open(out / "dialogues" / "base-code-seed0.jsonl")]
+    assert len(rows) == 4 and all(r["task"] == "code" for r in rows)
+    config = json.loads((out / "config.json").read_text())
+    assert config["task"] == "code" and config["max_turn_tokens"] == 48
+
+
 def test_resume_after_finish_reuses_the_trained_model(tmp_path, capsys):
     out = tmp_path / "run"
     sml.main(["--task", "math", "--out", str(out), *TINY])
