@@ -246,8 +246,6 @@ def test_validate_eval_json_rejects(bad, message):
 
 
 def test_cli_errors_are_one_sentence(tmp_path, capsys):
-    with pytest.raises(dialogue.UserError, match="tiny world has no code"):
-        evaluate.main(["--task", "code", "--data", "tiny", "--out", str(tmp_path)])
     with pytest.raises(tasks.DataError, match="No data file"):
         evaluate.main(["--data", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path)])
     with pytest.raises(dialogue.UserError, match="scripted teacher"):
@@ -265,16 +263,22 @@ def test_cli_error_exits_with_one_line(tmp_path):
     assert len(lines) == 1 and lines[0].startswith("error:") and str(missing) in lines[0]
 
 
-def test_cli_transfer_to_the_tiny_code_task(tmp_path, tok):
-    import tinyworld
-    path = tmp_path / "math-trained"
-    random_llama(tinyworld.build_tokenizer()).save_pretrained(path)
+def _run_cli(tmp_path, tok, model_name, *args):
+    """evaluate.py in a subprocess on a random tiny model saved under tmp_path/model_name."""
+    path = tmp_path / model_name
+    random_llama(tok).save_pretrained(path)
     tok.save_pretrained(path)
-    out = tmp_path / "eval"
+    # one thread: on a busy machine, several threads per tiny matmul are much slower than one
     env = {**os.environ, "SML_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "evaluate.py", "--task", "code", "--trained-on", "math", "--model",
-                           str(path), "--data", "tiny", "--problems", "3", "--turns", "2", "--seeds", "1",
-                           "--out", str(out)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "evaluate.py", "--model", str(path), "--data", "tiny", *args,
+                           "--out", str(tmp_path / "eval")], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_cli_transfer_to_the_tiny_code_task(tmp_path, tok):
+    out = tmp_path / "eval"
+    proc = _run_cli(tmp_path, tok, "math-trained", "--task", "code", "--trained-on", "math", "--problems", "3",
+                    "--turns", "2", "--seeds", "1")
     assert proc.returncode == 0, proc.stderr[-2000:]
     results = json.loads((out / "eval.json").read_text())
     assert set(results["math-trained"]) == {"code", "code-sharded"}
@@ -284,16 +288,9 @@ def test_cli_transfer_to_the_tiny_code_task(tmp_path, tok):
 
 
 def test_cli_smoke(tmp_path, tok):
-    import tinyworld
-    path = tmp_path / "random-tiny"
-    random_llama(tinyworld.build_tokenizer()).save_pretrained(path)
-    tok.save_pretrained(path)
     out = tmp_path / "eval"
-    # one thread: on a busy machine, several threads per tiny matmul are much slower than one
-    env = {**os.environ, "SML_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "evaluate.py", "--model", str(path), "--label", "rand", "--data", "tiny",
-                           "--problems", "4", "--turns", "3", "--seeds", "2", "--answer-loss", "--out", str(out)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    proc = _run_cli(tmp_path, tok, "random-tiny", "--label", "rand", "--problems", "4", "--turns", "3",
+                    "--seeds", "2", "--answer-loss")
     assert proc.returncode == 0, proc.stderr[-2000:]
     results = json.loads((out / "eval.json").read_text())
     evaluate.validate_eval_json(results)
