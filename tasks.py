@@ -50,6 +50,9 @@ def split_of(key: str, test_fraction: float) -> str:
 # The tiny world: two-digit arithmetic with exact answers.
 # ---------------------------------------------------------------------------------------------
 
+_OP_WORD = {"+": "sum", "-": "difference"}   # how a shard names the operation
+
+
 def tiny_math_problems(split: str, n: int | None = None, seed: int = 0) -> list[Problem]:
     """All a + b and a - b with a in 10..99, b in 1..9 and a result of two or three digits, split 80/20
     by hash: small enough for a 0.2M-parameter model to learn on a CPU in minutes, and every answer
@@ -95,9 +98,6 @@ def tiny_program(constant: int) -> str:
 
 def tiny_problems(task: str, split: str, n: int | None = None, seed: int = 0) -> list[Problem]:
     return (tiny_code_problems if task == "code" else tiny_math_problems)(split, n, seed)
-
-
-_OP_WORD = {"+": "sum", "-": "difference"}
 
 
 def _tiny_arithmetic(split: str):
