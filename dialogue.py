@@ -54,7 +54,8 @@ class Dialogue:
     messages: list[dict] = field(default_factory=list)  # readable: {"role", "turn", "text", ...verdict}
     success_turn: int | None = None     # turn t of the first correct answer (1-based), None if unsolved
     done: bool = False
-    truncated: bool = False             # cut by the token budget: excluded from training, not scored 0
+    truncated: bool = False             # cut by the context limit: excluded from training, not scored 0
+    overlong: bool = False              # a turn ran past max_turn_tokens: ends unsolved, scored 0, trained on
     leaks: int = 0                      # teacher replies that contained the gold answer
     group: int = 0                      # index of the problem in its batch (GRPO groups)
 
@@ -76,7 +77,7 @@ class Dialogue:
     def to_json(self, with_ids: bool = False) -> dict:
         d = {"problem_id": self.problem.id, "task": self.problem.task, "gold": self.problem.answer,
              "success_turn": self.success_turn, "turns": self.turns, "truncated": self.truncated,
-             "leaks": self.leaks, "group": self.group, "messages": self.messages,
+             "overlong": self.overlong, "leaks": self.leaks, "group": self.group, "messages": self.messages,
              "n_student_tokens": sum(self.student_mask), "n_tokens": len(self.ids)}
         if with_ids:
             d["segments"] = [[role, seg] for role, seg in self.segments]
@@ -86,7 +87,7 @@ class Dialogue:
         """The dialogue as a person reads it."""
         lines = [f"[{self.problem.id}] gold: {self.problem.answer}  ->  "
                  + (f"solved at turn {self.success_turn}" if self.success_turn else "unsolved")
-                 + (" (truncated)" if self.truncated else "")]
+                 + (" (truncated)" if self.truncated else "") + (" (over-long turn)" if self.overlong else "")]
         for m in self.messages:
             if m["role"] == "teacher":
                 lines.append(f"  teacher  | {m['text']}" + ("   [LEAK]" if m.get("leak") else ""))
@@ -106,9 +107,13 @@ def rollout(student, tokenizer, problems: list[Problem], teacher, *, group_size:
             on_incorrect=None, progress: bool = False) -> list[Dialogue]:
     """Roll out len(problems) x group_size dialogues for at most `max_turns` student turns.
 
-    The budget is per dialogue (`max_dialogue_tokens`, the student's context), not per turn: a
-    dialogue that runs out of it is marked truncated and ends. `on_incorrect(dialogues, turn)` is
-    Q-priming's hook (qprime.py): it may replace wrong student turns before the teacher answers.
+    The budget is per dialogue (`max_dialogue_tokens`, the student's context): a dialogue that runs
+    out of it is marked truncated and ends; its reward is unknown, so training leaves it out. A turn
+    that runs past `max_turn_tokens` with context to spare is the student's failure to end its turn:
+    the dialogue ends unsolved (`overlong`) and is trained on with reward 0. Were it left out as well,
+    a policy pushed away from wrong answers after a hint would drift, unpunished, into rambling.
+    `on_incorrect(dialogues, turn)` is Q-priming's hook (qprime.py): it may replace wrong student
+    turns before the teacher answers.
     """
     chat = chat or ChatFormat(tokenizer)
     dialogues = []
@@ -133,11 +138,14 @@ def rollout(student, tokenizer, problems: list[Problem], teacher, *, group_size:
                         stop_token_ids=chat.stop_ids, pad_token_id=chat.pad_id, seed=seed * 1000 + t)
         texts = tokenizer.batch_decode([[i for i in out if i not in chat.stop_ids] for out in outs],
                                        skip_special_tokens=True)
-        for d, out, text, verdict in zip(active, outs, texts, judge_all([d.problem for d in active], texts)):
+        verdicts = judge_all([d.problem for d in active], texts)
+        for d, out, text, verdict, budget in zip(active, outs, texts, verdicts, budgets):
             d.segments.append(("student", out))
             d.messages.append({"role": "student", "turn": t, "text": text.strip(), **verdict})
-            if out[-1] not in chat.stop_ids:   # ran out of budget mid-turn
+            if out[-1] not in chat.stop_ids and budget < max_turn_tokens:   # the context ran out mid-turn
                 d.truncated = d.done = True
+            elif out[-1] not in chat.stop_ids:                             # the turn never ended
+                d.overlong = d.done = True
             elif verdict["correct"]:
                 d.success_turn, d.done = t, True
         wrong = [d for d in active if not d.done]

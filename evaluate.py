@@ -62,7 +62,7 @@ QUESTION_TYPES = ("clarification", "interrogation")
 def success_curve(dialogues, n_turns: int) -> list[float]:
     """For t = 1..n_turns, the fraction of dialogues solved at or before turn t (non-decreasing).
 
-    A truncated dialogue (cut by the token budget) counts as unsolved. rollout never marks a
+    A truncated dialogue (cut by the context limit) counts as unsolved. rollout never marks a
     truncated dialogue as solved, so the explicit check only matters for hand-made records.
     """
     solved = [d.success_turn for d in dialogues if d.success_turn is not None and not d.truncated]
@@ -141,6 +141,7 @@ def evaluate(model, tokenizer, problems, teacher, *, n_turns: int = 10, seeds=(0
         "seeds": seeds, "success_at_turn": mean, "ci95": ci, "per_seed": curves,
         "teacher_leak_rate": sum(d.leaks for d in every) / max(1, replies),
         "truncated_rate": sum(d.truncated for d in every) / len(every),
+        "overlong_rate": sum(d.overlong for d in every) / len(every),
         "questions_per_conversation": sum(label in QUESTION_TYPES for label in labels) / len(every),
         "turn_types": {k: labels.count(k) / max(1, len(labels)) for k in TURN_TYPES},
         "turn_type_classifier": getattr(classifier, "name", "rules"),
@@ -413,12 +414,14 @@ def _markdown(results: dict, plots: list[str] | None, n_turns_train: int | None 
         for task, e in by_task.items():
             rows.append([label, task, _num(e, "questions_per_conversation"), _num(e, "premature_answer_rate", True),
                          _num(e, "premature_answers_per_conversation"), _num(e, "teacher_leak_rate", True),
-                         _num(e, "truncated_rate", True), e.get("turn_type_classifier", "–")])
+                         _num(e, "truncated_rate", True), _num(e, "overlong_rate", True),
+                         e.get("turn_type_classifier", "–")])
             if "turn_types" in e:
                 types.append([label, task] + [f"{100 * e['turn_types'].get(k, 0.0):.1f}" for k in TURN_TYPES])
     lines += ["", "## Behaviour (§5.2, §6.4)", ""]
     lines += _table(["model", "task", "questions / conversation", "premature answer rate",
-                     "premature answers / conversation", "teacher leak rate", "truncated", "turn types by"], rows)
+                     "premature answers / conversation", "teacher leak rate", "truncated", "over-long turn",
+                     "turn types by"], rows)
     if types:
         lines += ["", "## Turn types (% of student turns)", ""] + _table(["model", "task", *TURN_TYPES], types)
     losses = [(label, task, e["answer_loss_by_turn"]) for label, by_task in results.items()
@@ -530,7 +533,7 @@ def validate_eval_json(obj) -> None:
             per_seed = e.get("per_seed", [])
             check(isinstance(per_seed, list) and all(isinstance(c, list) and len(c) == len(s) for c in per_seed), w,
                   f"'per_seed' should be a list of curves of {len(s)} values")
-            for key in ("teacher_leak_rate", "truncated_rate", "premature_answer_rate"):
+            for key in ("teacher_leak_rate", "truncated_rate", "overlong_rate", "premature_answer_rate"):
                 check(num(e.get(key, 0), 1), w, f"{key!r} should be a rate in [0, 1], not {e.get(key)!r}")
             loss = e.get("answer_loss_by_turn") or []
             check(isinstance(loss, list) and all(v is None or num(v) for v in loss), w,
@@ -610,7 +613,8 @@ def main(argv=None) -> dict:
             dialogue.atomic_write(args.out / "dialogues" / f"{label}-{task}-sample.txt",
                          "\n\n".join(d.render() for d in by_seed[0][:8]) + "\n")
             print(f"{label}/{task}: solved by turn " + " ".join(f"{t}:{s:.2f}" for t, s in
-                  enumerate(entry["success_at_turn"], start=1)) + f"; truncated {entry['truncated_rate']:.2f}")
+                  enumerate(entry["success_at_turn"], start=1)) + f"; truncated {entry['truncated_rate']:.2f}"
+                  f", over-long {entry['overlong_rate']:.2f}")
         write_report(args.out, results, args.train_turns or None, args.trained_on)   # after each model: nothing lost
         del student
     print(f"wrote {args.out}/eval.json and results.md")

@@ -28,7 +28,10 @@ Implementation details, one by one:
      --ppo-epochs > 1 the batch is reused and the PPO ratio is clipped at 1 +/- eps (eps = 0.2).
   6. Optional KL to a frozen reference with the k3 estimator, exp(ref - logp) - (ref - logp) - 1, with
      weight beta (default 0, as in the paper; then no reference model is kept at all).
-  7. Dialogues cut by the token budget are excluded from the loss, not scored 0 (their reward is unknown).
+  7. Dialogues cut by the context limit are excluded from the loss, not scored 0 (their reward is
+     unknown). A turn that runs past its token cap is different: the student never ended it, so the
+     dialogue scores 0 and is trained on. (Excluding those too let the tiny student learn to ramble
+     after a wrong first answer: wrong well-formed retries were pushed down, rambling never was.)
   8. A step whose loss or gradient is NaN/inf is skipped and counted; K in a row stop the run.
   9. The learning rate rises linearly over the first `warmup_steps` steps: Adam's first updates, before
      its second-moment estimates settle, are large and noisy, and on a small model one of them can
@@ -285,7 +288,8 @@ def train(student, tokenizer, teacher, problems, out: Path, *, batch_problems: i
                **success_by_turn(dialogues, max_turns), "zero_variance_groups": zero_var,
                "teacher_leak_rate": sum(d.leaks for d in dialogues) / max(1, sum(
                    sum(m["role"] == "teacher" for m in d.messages) - 1 for d in dialogues)),
-               "truncated": sum(d.truncated for d in dialogues), **stats,
+               "truncated": sum(d.truncated for d in dialogues),
+               "overlong": sum(d.overlong for d in dialogues), **stats,
                "skipped_steps": guard.skipped, "seconds_rollout": t_rollout,
                "seconds_train": time.time() - t0 - t_rollout}
         append_metrics(out, row)

@@ -145,6 +145,19 @@ def test_rollout_unsolved_after_n_turns_and_truncation(monkeypatch, tok):
     assert ds[1].truncated and ds[1].turns == 1 and len(ds[1].ids) <= 200
 
 
+def test_a_turn_past_its_cap_is_overlong_not_truncated(monkeypatch, tok):
+    """Out of context: truncated (reward unknown). Out of turn tokens with context to spare: over-long
+    (the student never ended its turn; scored 0 and trained on)."""
+    p = tasks.Problem(id="p", task="math", statement="What is 40 + 45?", answer="85", source="tiny")
+    _scripted(monkeypatch, tok, [["\\boxed{85} and so on " * 10, "\\boxed{84}"]] + [["\\boxed{85}"]] * 3)
+    ds = rollout(None, tok, [p], HintTeacher(), group_size=2, max_turns=4, max_turn_tokens=20)
+    assert ds[0].overlong and not ds[0].truncated and ds[0].done
+    assert ds[0].success_turn is None and ds[0].turns == 1        # a correct answer inside an unended turn
+    assert len(ds[0].segments[-1][1]) == 20
+    assert ds[1].success_turn == 2 and not ds[1].overlong
+    assert "(over-long turn)" in ds[0].render() and ds[0].to_json()["overlong"] is True
+
+
 def test_rollout_counts_teacher_leaks(monkeypatch, tok):
     class Leaky(HintTeacher):
         def reply(self, dialogues):

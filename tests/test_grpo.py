@@ -108,6 +108,21 @@ def test_grpo_raises_probability_of_the_rewarded_answer(tok):
     assert p(seven) > 20 * before and p(three) < before_three
 
 
+def test_overlong_dialogues_are_trained_on_and_truncated_ones_are_not(tok):
+    model = random_llama(tok, seed=4)
+    d, _ = _sequence(tok)
+    n = sum(d.student_mask)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+
+    def tokens(**flags):
+        ds = [Dialogue(problem=None, segments=d.segments), Dialogue(problem=None, segments=d.segments, **flags)]
+        return grpo.train_step(model, opt, grpo.Guard(), ds, torch.tensor([1.0, -1.0]), tok.pad_token_id,
+                               "cpu")["student_tokens"]
+    assert tokens() == 2 * n
+    assert tokens(overlong=True) == 2 * n       # the student's failure: its -1 advantage is learned from
+    assert tokens(truncated=True) == n          # cut by the context: its reward is unknown, left out
+
+
 def test_nan_steps_are_skipped_then_stop_the_run(tok, monkeypatch):
     model = random_llama(tok, seed=3)
     d, _ = _sequence(tok)
