@@ -27,7 +27,8 @@ Implementation details, one by one:
   5. One optimiser step per batch (the default, on-policy) needs no ratio: pi/pi_old = 1. With
      --ppo-epochs > 1 the batch is reused and the PPO ratio is clipped at 1 +/- eps (eps = 0.2).
   6. Optional KL to a frozen reference with the k3 estimator, exp(ref - logp) - (ref - logp) - 1, with
-     weight beta (default 0, as in the paper; then no reference model is kept at all).
+     weight beta (default 0, as in the paper; then no reference model is kept at all). sml.py uses 0.1 for
+     the tiny world, whose student, rewarded after a hint almost never, otherwise unlearns its later turns.
   7. Dialogues cut by the context limit are excluded from the loss, not scored 0 (their reward is
      unknown). A turn that runs past its token cap is different: the student never ended it, so the
      dialogue scores 0 and is trained on. (Excluding those too let the tiny student learn to ramble

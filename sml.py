@@ -68,7 +68,8 @@ def parse_args(argv=None):
     p.add_argument("--group-size", type=int, default=8, help="g, dialogues per problem (the paper: 8)")
     p.add_argument("--batch-problems", type=int, default=8, help="B, problems per GRPO step")
     p.add_argument("--gamma", type=float, default=0.7, help="discount over turns (the paper: 0.7)")
-    p.add_argument("--beta", type=float, default=0.0, help="KL weight (the paper: 0)")
+    p.add_argument("--beta", type=float, default=None,
+                   help="KL weight to the starting policy (default: 0.1 for tiny, 0 otherwise; the paper: 0)")
     p.add_argument("--ppo-epochs", type=int, default=1, help="optimiser steps per batch (>1 adds ratio clipping)")
     p.add_argument("--lr", type=float, default=None, help="default: 2e-4 for tiny, 1e-6 otherwise")
     p.add_argument("--warmup-steps", type=int, default=10, help="linear learning-rate warm-up of GRPO")
@@ -93,6 +94,9 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     tiny = args.model == "tiny"
     args.lr = args.lr or (2e-4 if tiny else 1e-6)
+    # The tiny student's turns after a wrong first answer almost never earn a reward, so with beta = 0
+    # they only ever get pushed down and drift into malformed text; a small KL keeps them readable.
+    args.beta = (0.1 if tiny else 0.0) if args.beta is None else args.beta
     args.micro_batch = args.micro_batch or (64 if tiny else 4)
     if args.problems is None:   # tiny code: every program runs in the sandbox (~0.1 s each), so a shorter epoch
         args.problems = (TINY_CODE_PROBLEMS if args.task == "code" else None) if tiny else 2000

@@ -49,6 +49,13 @@ def test_every_method_runs_end_to_end(tmp_path, method):
         assert json.loads((out / "seed-0" / "qprime_stats.json").read_text())["wrong_turns"] > 0
 
 
+def test_tiny_defaults_differ_from_the_papers_only_where_documented():
+    tiny, real = sml.parse_args([]), sml.parse_args(["--model", "google/gemma-3-12b-it"])
+    assert (real.beta, real.lr, real.gamma, real.group_size, real.turns) == (0.0, 1e-6, 0.7, 8, 4)
+    assert (tiny.beta, tiny.lr) == (0.1, 2e-4)
+    assert sml.parse_args(["--beta", "0"]).beta == 0.0           # an explicit 0 is kept, not replaced
+
+
 def test_code_task_and_transfer_run_end_to_end(tmp_path):
     out = tmp_path / "code"
     sml.main(["--task", "code", "--transfer", "--out", str(out), *TINY])
