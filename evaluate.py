@@ -566,14 +566,15 @@ def parse_args(argv=None):
     p.add_argument("--trained-on", choices=["math", "code"], help="the task the models were trained on: adds "
                    "the transfer table (Fig. 4), e.g. --task code --trained-on math")
     p.add_argument("--max-turn-tokens", type=int, help="default: 48 for tiny data, 1024 otherwise")
-    p.add_argument("--max-dialogue-tokens", type=int, help="default: 512 for tiny data, 8192 otherwise")
+    p.add_argument("--max-dialogue-tokens", type=int,
+                   help="default: 1024 for tiny data, 16384 otherwise (twice sml.py's training budget: N = 10 turns)")
     p.add_argument("--device")
     p.add_argument("--out", help="default: runs/eval-<task>-<time>")
     args = p.parse_args(argv)
     tiny = args.data == "tiny"
     args.model = args.model or ["tiny"]
     args.max_turn_tokens = args.max_turn_tokens or (48 if tiny else 1024)
-    args.max_dialogue_tokens = args.max_dialogue_tokens or (512 if tiny else 8192)
+    args.max_dialogue_tokens = args.max_dialogue_tokens or (1024 if tiny else 16384)   # as sml.py's evaluation
     args.out = Path(args.out or f"runs/eval-{args.task}-{time.strftime('%Y%m%d-%H%M%S')}")
     return args
 

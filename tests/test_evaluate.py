@@ -305,3 +305,12 @@ def test_cli_smoke(tmp_path, tok):
             rows = (out / "dialogues" / f"rand-{task}-seed{seed}.jsonl").read_text().splitlines()
             assert len(rows) == 4 and all("turn_type" in m for m in json.loads(rows[0])["messages"]
                                           if m["role"] == "student")
+
+
+def test_standalone_evaluation_has_the_same_budget_as_the_recipes():
+    """sml.py evaluates N = 10 turns with twice its training context; evaluate.py on its own must match,
+    or 10-turn code dialogues (about 100 tokens a turn) run out of context by turn 5."""
+    import sml
+    for extra in ([], ["--model", "google/gemma-3-12b-it"]):
+        data = [] if not extra else ["--data", "hub"]
+        assert evaluate.parse_args(extra + data).max_dialogue_tokens == 2 * sml.parse_args(extra).max_dialogue_tokens
