@@ -98,7 +98,7 @@ def parse_args(argv=None):
     # they only ever get pushed down and drift into malformed text; a small KL keeps them readable.
     args.beta = (0.1 if tiny else 0.0) if args.beta is None else args.beta
     args.micro_batch = args.micro_batch or (64 if tiny else 4)
-    if args.problems is None:   # tiny code: every program runs in the sandbox (~0.1 s each), so a shorter epoch
+    if args.problems is None:   # tiny code: every program runs in the sandbox (~0.14 s each), so a shorter epoch
         args.problems = (TINY_CODE_PROBLEMS if args.task == "code" else None) if tiny else 2000
     args.eval_problems = args.eval_problems or (200 if tiny else 500)
     args.max_turn_tokens = args.max_turn_tokens or (48 if tiny else 1024)
