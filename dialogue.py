@@ -142,9 +142,10 @@ def rollout(student, tokenizer, problems: list[Problem], teacher, *, group_size:
         for d, out, text, verdict, budget in zip(active, outs, texts, verdicts, budgets):
             d.segments.append(("student", out))
             d.messages.append({"role": "student", "turn": t, "text": text.strip(), **verdict})
-            if out[-1] not in chat.stop_ids and budget < max_turn_tokens:   # the context ran out mid-turn
+            ended = out[-1] in chat.stop_ids
+            if not ended and budget < max_turn_tokens:   # the context ran out mid-turn: reward unknown
                 d.truncated = d.done = True
-            elif out[-1] not in chat.stop_ids:                             # the turn never ended
+            elif not ended:                              # the student never ended its turn: a failure
                 d.overlong = d.done = True
             elif verdict["correct"]:
                 d.success_turn, d.done = t, True
