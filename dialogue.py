@@ -559,7 +559,6 @@ def _progress(total: int, desc: str, enabled: bool):
 
 def atomic_write(path, text: str):
     """Write a temporary file, then rename it: a killed run leaves the file whole or absent, never half."""
-    import os
     tmp = f"{path}.tmp"
     with open(tmp, "w") as f:
         f.write(text)

@@ -540,7 +540,6 @@ def validate_eval_json(obj) -> None:
                   "'answer_loss_by_turn' should be a list of numbers or nulls")
 
 
-
 # ---------------------------------------------------------------------------------------------
 # The standalone CLI.
 # ---------------------------------------------------------------------------------------------
@@ -612,7 +611,7 @@ def main(argv=None) -> dict:
             for seed, ds in enumerate(by_seed):
                 dialogue.write_jsonl(args.out / "dialogues" / f"{label}-{task}-seed{seed}.jsonl", [d.to_json() for d in ds])
             dialogue.atomic_write(args.out / "dialogues" / f"{label}-{task}-sample.txt",
-                         "\n\n".join(d.render() for d in by_seed[0][:8]) + "\n")
+                                  "\n\n".join(d.render() for d in by_seed[0][:8]) + "\n")
             print(f"{label}/{task}: solved by turn " + " ".join(f"{t}:{s:.2f}" for t, s in
                   enumerate(entry["success_at_turn"], start=1)) + f"; truncated {entry['truncated_rate']:.2f}"
                   f", over-long {entry['overlong_rate']:.2f}")

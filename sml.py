@@ -211,14 +211,11 @@ def eval_suites(args, teacher) -> dict:
         other = "code" if args.task == "math" else "math"
         problems.update(evaluate.load_eval_tasks(other, args.transfer_data or "tiny", None, None,
                                                  args.eval_problems, args.seed))
-        teachers[other] = dialogue.scripted_teacher(other) if isinstance(teacher, SCRIPTED) else teacher
+        teachers[other] = dialogue.scripted_teacher(other) if scripted(args) else teacher
     if args.data != "tiny":
         write_json(args.out / "split-test.json", {k: [p.id for p in v] for k, v in problems.items()})
     return {k: (v, dialogue.ShardTeacher() if k.endswith("-sharded") else teachers[k], k.endswith("-sharded"))
             for k, v in problems.items()}
-
-
-SCRIPTED = (dialogue.HintTeacher, dialogue.TestFeedbackTeacher)
 
 
 def run_eval(args, model, tokenizer, suites, label, seeds) -> dict:
@@ -241,9 +238,14 @@ def run_eval(args, model, tokenizer, suites, label, seeds) -> dict:
     return results
 
 
+def scripted(args) -> bool:
+    """Is the teacher scripted (the tiny world's default) rather than an LLM?"""
+    return args.teacher == "scripted" or (args.teacher == "auto" and args.model == "tiny")
+
+
 def make_teacher(args, student, tokenizer):
     """The teacher: scripted in the tiny world, else a frozen LLM (the student's starting weights by default)."""
-    if args.teacher == "scripted" or (args.teacher == "auto" and args.model == "tiny"):
+    if scripted(args):
         return dialogue.scripted_teacher(args.task)
     if args.teacher in ("auto", "same"):
         # The starting weights, frozen. Each seed trains its own copy (train_one), never these, so the

@@ -61,10 +61,11 @@ def tiny_math_problems(split: str, n: int | None = None, seed: int = 0) -> list[
     """
     problems = [Problem(id=f"tiny-{a}{op}{b}", task="math", statement=f"What is {a} {op} {b}?", answer=str(y),
                         solution=f"{a} {op} {b} = {y}, so the answer is \\boxed{{{y}}}.", source="tiny",
-                        shards=[f"Compute a {_OP_WORD[op]}.", f"The first number is {a}.", f"The second number is {b}."],
+                        shards=[f"Compute a {_OP_WORD[op]}.", f"The first number is {a}.",
+                                f"The second number is {b}."],
                         meta={"a": a, "b": b, "op": op})
                 for a, op, b, y in _tiny_arithmetic(split)]
-    return random.Random(seed).sample(problems, min(n, len(problems))) if n is not None else problems
+    return _sample(problems, n, seed)
 
 
 TINY_TEST_INPUTS = (0, 1, 5)   # the tiny code task's tests: f(0), f(1), f(5)
@@ -72,23 +73,23 @@ TINY_TEST_INPUTS = (0, 1, 5)   # the tiny code task's tests: f(0), f(1), f(5)
 
 def tiny_code_problems(split: str, n: int | None = None, seed: int = 0) -> list[Problem]:
     """The tiny world's code task: the same arithmetic as a program, "Write f(x) that returns x + 47 - 5."
-    The reference program is `def f(x): return x + 42` (on two lines); the functional tests call f(0), f(1) and f(5), and the
-    teacher's private knowledge is what they say about the student's program (verify.check_code, run
-    in the sandbox like any model-written code). Same a, op, b and same 80/20 split as the math task,
-    so a model trained on one task is tested on the other on problems it never saw in either form.
+    The reference program is `def f(x): return x + 42` (on two lines); the functional tests call f(0),
+    f(1) and f(5), and the teacher's private knowledge is what they say about the student's program
+    (verify.check_code, run in the sandbox like any model-written code). Same a, op, b and same 80/20
+    split as the math task, so a model trained on one task is tested on the other on problems it never
+    saw in either form.
     (A program that computes `x + 47 - 5` itself is correct too; the tiny base model writes the
     constant, so the arithmetic is still the skill that math and code share.)
     """
-    problems = []
-    for a, op, b, y in _tiny_arithmetic(split):
-        problems.append(Problem(
-            id=f"tinycode-{a}{op}{b}", task="code", statement=f"Write f(x) that returns x + {a} {op} {b}.",
-            solution=tiny_program(y), func_name="f", source="tiny",
-            tests=[{"input": str(x), "output": str(x + y), "testtype": "functional"} for x in TINY_TEST_INPUTS],
-            shards=[f"Write f(x) that returns x plus a {_OP_WORD[op]}.", f"The first number is {a}.",
-                    f"The second number is {b}."],
-            meta={"a": a, "b": b, "op": op, "constant": y}))
-    return random.Random(seed).sample(problems, min(n, len(problems))) if n is not None else problems
+    problems = [Problem(id=f"tinycode-{a}{op}{b}", task="code", statement=f"Write f(x) that returns x + {a} {op} {b}.",
+                        solution=tiny_program(y), func_name="f", source="tiny",
+                        tests=[{"input": str(x), "output": str(x + y), "testtype": "functional"}
+                               for x in TINY_TEST_INPUTS],
+                        shards=[f"Write f(x) that returns x plus a {_OP_WORD[op]}.", f"The first number is {a}.",
+                                f"The second number is {b}."],
+                        meta={"a": a, "b": b, "op": op, "constant": y})
+                for a, op, b, y in _tiny_arithmetic(split)]
+    return _sample(problems, n, seed)
 
 
 def tiny_program(constant: int) -> str:
@@ -98,6 +99,11 @@ def tiny_program(constant: int) -> str:
 
 def tiny_problems(task: str, split: str, n: int | None = None, seed: int = 0) -> list[Problem]:
     return (tiny_code_problems if task == "code" else tiny_math_problems)(split, n, seed)
+
+
+def _sample(problems: list[Problem], n: int | None, seed: int) -> list[Problem]:
+    """With `n`, a seeded random sample of n problems; else all of them."""
+    return random.Random(seed).sample(problems, min(n, len(problems))) if n is not None else problems
 
 
 def _tiny_arithmetic(split: str):

@@ -158,7 +158,8 @@ def corpus_sample(rng: random.Random, chat, mix: dict = MIX):
     kind = kind.removesuffix("-code")
     problem = rng.choice(_train_problems(task))
     if kind == "solve":   # a few problems in one chat, so the arithmetic also works far into a dialogue
-        chain = [problem] + [rng.choice(_train_problems(task)) for _ in range(rng.randint(0, 3 if task == "math" else 1))]
+        extra = rng.randint(0, 3 if task == "math" else 1)
+        chain = [problem] + [rng.choice(_train_problems(task)) for _ in range(extra)]
         return _encode(chat, chain[0].statement, [_attempt(p, _constant(p)) for p in chain],
                        [p.statement for p in chain[1:]])
     if kind == "question":
@@ -208,8 +209,8 @@ def _math_turns(problem, rng):
 def _code_turns(problem, rng):
     """The code task: programs f(x) = x + c, and the scripted teacher's first failing test, which shows
     the expected f(0) = the right c. A later attempt copies it (P_USE_HINT) or is a fresh try."""
-    from dialogue import TestFeedbackTeacher
-    y = _constant(problem)
+    from dialogue import scripted_teacher
+    teacher, y = scripted_teacher("code"), _constant(problem)
     students, teachers, prev = [], [], None
     for t in range(rng.randint(3, 5)):
         if prev is None:
@@ -222,7 +223,7 @@ def _code_turns(problem, rng):
         students.append(_attempt(problem, x))
         if x == y:
             break
-        teachers.append(TestFeedbackTeacher(brief=True).phrase(tiny_feedback(problem, x)))
+        teachers.append(teacher.phrase(tiny_feedback(problem, x)))
     return students, teachers[:len(students) - 1]
 
 
