@@ -44,7 +44,8 @@ import tasks
 import tinyworld
 from runfolder import UserError, write_json
 
-TINY_CODE_PROBLEMS = 320
+TINY_MATH_PROBLEMS = 1280   # one epoch = 160 GRPO steps of 8 problems: a sample of the 3804 of the train split
+TINY_CODE_PROBLEMS = 320    # every program runs in the sandbox (~0.14 s each): a shorter epoch
 METHODS = ["mt-rl", "mt-sft", "st-rl", "st-rl-g32", "st-sft", "qprime", "sft-rl"]
 GRPO_METHODS = ("mt-rl", "st-rl", "st-rl-g32", "qprime", "sft-rl")
 # What a resumed run must share with the run it continues: everything that changes what is trained.
@@ -83,7 +84,7 @@ def parse_args(argv=None):
     p.add_argument("--loss-norm", choices=["token", "sequence"], default="token",
                    help="GRPO loss: token-mean over the batch (default) or mean of per-dialogue means")
     p.add_argument("--micro-batch", type=int, default=None, help="sequences per backward (default 64 tiny, 4 otherwise)")
-    p.add_argument("--problems", type=int, default=None, help="training problems (default: all 1278 tiny math, 320 tiny code, 2000)")
+    p.add_argument("--problems", type=int, default=None, help="training problems (default: 1280 tiny math, 320 tiny code, 2000)")
     p.add_argument("--eval-problems", type=int, default=None, help="evaluation problems (default: 200 tiny, 500)")
     p.add_argument("--seeds", type=int, default=1, help="training seeds (the paper: 3, for 95%% CIs)")
     p.add_argument("--eval-seeds", type=int, default=3,
@@ -106,8 +107,8 @@ def parse_args(argv=None):
     # they only ever get pushed down and drift into malformed text; a small KL keeps them readable.
     args.beta = (0.1 if tiny else 0.0) if args.beta is None else args.beta
     args.micro_batch = args.micro_batch or (64 if tiny else 4)
-    if args.problems is None:   # tiny code: every program runs in the sandbox (~0.14 s each), so a shorter epoch
-        args.problems = (TINY_CODE_PROBLEMS if args.task == "code" else None) if tiny else 2000
+    if args.problems is None:
+        args.problems = (TINY_CODE_PROBLEMS if args.task == "code" else TINY_MATH_PROBLEMS) if tiny else 2000
     args.eval_problems = args.eval_problems or (200 if tiny else 500)
     args.max_turn_tokens = args.max_turn_tokens or (48 if tiny else 1024)
     args.max_dialogue_tokens = args.max_dialogue_tokens or (512 if tiny else 8192)
@@ -154,11 +155,15 @@ def run(args):
                         f"{args.batch_problems}; pass more --problems or a smaller --batch-problems.")
     suites = eval_suites(args, teacher)
     print(f"run folder: {args.out}\nevaluating the base model on {', '.join(suites)} (N = {args.eval_turns})")
-    base_results, base_dialogues = run_eval(args, base, tokenizer, suites, "base", range(args.eval_seeds), {})
-    # Fig. 3's contexts: the base model's first-seed dialogues of the main task, the same for every model
-    contexts = {args.task: evaluate.reference_contexts(base_dialogues[args.task], args.eval_turns)} \
-        if args.task == "math" else {}
-    if contexts:
+    # Fig. 3's contexts, the same for every model: the tiny world writes reference dialogues of wrong answers
+    # for every test problem; with an LLM teacher they are the base model's first-seed dialogues
+    contexts = {}
+    if args.task == "math" and scripted(args):
+        reference = tinyworld.reference_dialogues(suites[args.task][0], tokenizer, args.eval_turns)
+        contexts[args.task] = evaluate.reference_contexts(reference, args.eval_turns)
+    base_results, base_dialogues = run_eval(args, base, tokenizer, suites, "base", range(args.eval_seeds), contexts)
+    if args.task == "math" and not contexts:
+        contexts[args.task] = evaluate.reference_contexts(base_dialogues[args.task], args.eval_turns)
         base_results[args.task]["answer_loss_by_turn"] = evaluate.answer_loss_by_turn(
             base, tokenizer, contexts[args.task], args.eval_turns)
     results = {"base": base_results}
