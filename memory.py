@@ -36,14 +36,19 @@ Each figure is counted from the config (no weights are downloaded, so a 12B plan
 Run on its own (defaults: the paper's Gemma-3-12B setting as this project runs it: LoRA rank 16 on all
 projections, bf16, B = 8 problems x g = 8 dialogues, N = 4 turns of 1024 tokens -> 8192, micro-batch 4):
 
-    python memory.py tests/fixtures/gemma-3-12b-it-config.json --free-gib 80
+    python memory.py tests/fixtures/gemma-3-12b-it-config.json --free-gib 78      # as sml.py plans it
     python memory.py tests/fixtures/gemma-3-12b-it-config.json --lora-rank 0      # full finetuning
 
 Deviations, or where it is an estimate: the per-layer activations are measured with the CPU's attention
 kernels (flash-style, no T x T scores), assumed to save what CUDA's kernels save (not checked on a GPU);
 the prefill's temporaries are a formula, not a measurement (tests/test_memory.py holds the training and
 rollout figures to within 25% of the peaks torch.profiler records on a small model, CPU, fp32); the CUDA
-context, kernel workspaces and allocator fragmentation are not in the plan: leave a margin free.
+context, kernel workspaces and allocator fragmentation are not in the plan: leave a margin free (the
+automatic rollout batch leaves 10%). The log-prob head assumes every position of a micro-batch is a
+student's: an upper bound. The rollout is planned at max_dialogue_tokens; sml.py's evaluation dialogues
+may be twice as long, and fill a generate call's positions with half as many, but their B x T x T masks
+double (1.3 GiB more than the 12B plan's rollout, inside that margin). A separate teacher's KV cache is
+not counted (it generates after the student, with the same cap on positions).
 """
 from __future__ import annotations
 
