@@ -138,13 +138,15 @@ def combine(entries: list[dict]) -> dict:
 
 def evaluate(model, tokenizer, problems, teacher, *, n_turns: int = 10, seeds=(0,), temperature: float = 1.0,
              top_p: float = 1.0, max_turn_tokens: int = 256, max_dialogue_tokens: int = 4096, sharded: bool = False,
-             classifier=None, answer_contexts=None, progress: bool = True, desc: str = "eval"):
+             classifier=None, answer_contexts=None, progress: bool = True, desc: str = "eval",
+             max_batch_tokens: int | None = None):
     """The eval.json entry of one model on one eval task, and the dialogues of each seed.
 
     Every problem is rolled out once per seed (group size 1; the seed changes the sampling). Every student
     message gets a "turn_type" key, so the saved dialogues show how each turn was classified.
     `classifier(text, task)` defaults to the rule-based `classify_turn`; `answer_contexts` (from
-    `reference_contexts`) adds Fig. 3's loss on the correct answer.
+    `reference_contexts`) adds Fig. 3's loss on the correct answer. `max_batch_tokens` caps each generate
+    call (dialogue.generate): a real model rolls out its 500 problems in chunks.
     """
     if not problems:
         raise ValueError("evaluate needs at least one problem.")
@@ -153,7 +155,7 @@ def evaluate(model, tokenizer, problems, teacher, *, n_turns: int = 10, seeds=(0
     chat = dialogue.ChatFormat(tokenizer)   # checked once here, not once per seed
     by_seed = rollouts(model, tokenizer, problems, teacher, n_turns=n_turns, seeds=seeds, temperature=temperature,
                        top_p=top_p, max_turn_tokens=max_turn_tokens, max_dialogue_tokens=max_dialogue_tokens,
-                       chat=chat, progress=progress, desc=desc)
+                       chat=chat, progress=progress, desc=desc, max_batch_tokens=max_batch_tokens)
     every = [d for ds in by_seed for d in ds]
     entry = {**success_entry(by_seed, n_turns, seeds),
              "decoding": "greedy" if temperature == 0 else f"sampled, temperature {temperature}, top_p {top_p}",
@@ -166,14 +168,15 @@ def evaluate(model, tokenizer, problems, teacher, *, n_turns: int = 10, seeds=(0
 
 
 def rollouts(model, tokenizer, problems, teacher, *, n_turns, seeds, temperature, top_p, max_turn_tokens,
-             max_dialogue_tokens, chat=None, progress=True, desc="eval") -> list[list]:
+             max_dialogue_tokens, chat=None, progress=True, desc="eval", max_batch_tokens=None) -> list[list]:
     """One rollout of every problem per seed: [[Dialogue] per seed]."""
     seeds = list(seeds)
     if temperature == 0 and len(seeds) > 1:
         print(f"note: greedy decoding gives every seed the same student turns; running all {len(seeds)} seeds anyway")
     return [dialogue.rollout(model, tokenizer, problems, teacher, group_size=1, max_turns=n_turns,
                              max_turn_tokens=max_turn_tokens, max_dialogue_tokens=max_dialogue_tokens,
-                             temperature=temperature, top_p=top_p, seed=seed, chat=chat, progress=progress)
+                             temperature=temperature, top_p=top_p, seed=seed, chat=chat, progress=progress,
+                             max_batch_tokens=max_batch_tokens)
             for seed in tqdm(seeds, desc=desc, disable=not progress, dynamic_ncols=True)]
 
 
@@ -682,6 +685,8 @@ def parse_args(argv=None):
     p.add_argument("--max-turn-tokens", type=runfolder.number(int, 1), help="default: 48 for tiny data, 1024 otherwise")
     p.add_argument("--max-dialogue-tokens", type=runfolder.number(int, 1),
                    help="default: 1024 for tiny data, 16384 otherwise (twice sml.py's training budget: N = 10 turns)")
+    p.add_argument("--rollout-batch", type=runfolder.number(int, 1), help="dialogues per generate call at the full "
+                   "context (default: every problem at once); a 12B model on one GPU needs a few (README)")
     p.add_argument("--device")
     p.add_argument("--out", help="default: runs/eval-<task>-<time>")
     args = p.parse_args(argv)
@@ -690,6 +695,7 @@ def parse_args(argv=None):
     args.max_turn_tokens = args.max_turn_tokens or (48 if tiny else 1024)
     args.max_dialogue_tokens = args.max_dialogue_tokens or (1024 if tiny else 16384)   # as sml.py's evaluation
     args.out = Path(args.out or f"runs/eval-{args.task}-{time.strftime('%Y%m%d-%H%M%S')}")
+    args.max_batch_tokens = args.rollout_batch * args.max_dialogue_tokens if args.rollout_batch else None
     return args
 
 
@@ -729,7 +735,7 @@ def main(argv=None) -> dict:
                 main_teacher = tinyworld.scripted_teacher(args.task)
             else:
                 model, tok = (student, tokenizer) if args.teacher == "same" else teacher_model
-                main_teacher = dialogue.ModelTeacher(model, tok)
+                main_teacher = dialogue.ModelTeacher(model, tok, max_batch_tokens=args.max_batch_tokens)
             teacher = task_teacher(task, main_teacher, tiny)
             problems = dialogue.fit_context(problems, teacher, dialogue.ChatFormat(tokenizer),
                                             args.max_dialogue_tokens, args.max_turn_tokens, f"{task} problems")
@@ -737,7 +743,7 @@ def main(argv=None) -> dict:
                 student, tokenizer, problems, teacher, n_turns=args.turns, seeds=range(args.seeds),
                 temperature=args.temperature, top_p=args.top_p, max_turn_tokens=args.max_turn_tokens,
                 max_dialogue_tokens=args.max_dialogue_tokens, sharded=task.endswith("-sharded"), classifier=judge,
-                answer_contexts=contexts.get(task), desc=f"{label}/{task}")
+                answer_contexts=contexts.get(task), desc=f"{label}/{task}", max_batch_tokens=args.max_batch_tokens)
             if args.answer_loss and k == 0 and task == args.task and args.task == "math":
                 contexts[task] = reference_contexts(by_seed[0], args.turns)   # the first model's: shared by all
                 entry["answer_loss_by_turn"] = answer_loss_by_turn(student, tokenizer, contexts[task], args.turns)

@@ -9,7 +9,8 @@ A starts random (kaiming-uniform with a = sqrt(5), as PEFT does) and B at zero, 
 adapted model computes exactly the base model. Only A and B train; every other parameter is frozen.
 Two things follow that this project relies on:
   * one copy of the weights serves three roles: the student (adapters on), the teacher, which by
-    default is the frozen starting policy, and GRPO's KL reference when beta > 0 (both `adapters_off`);
+    default is the frozen starting policy (`adapters_off`), and GRPO's KL reference when beta > 0 (the
+    adapters' values at the start of the stage, `adapter_values` / `adapters_as`: off, for fresh ones);
   * each training seed starts from fresh adapters (`reset_adapters`), not from a deep copy of the model.
 
 Defaults: rank r = 16, alpha = 32 (scale alpha / r = 2), dropout 0, adapters on the attention and MLP
@@ -19,7 +20,7 @@ sampled them; a dropout mask in the loss pass would score them under a different
 
 Checkpoints: `save_adapters` writes the folder layout PEFT reads (adapter_config.json +
 adapter_model.safetensors with PEFT's key names), so `PeftModel.from_pretrained(base, folder)` loads it,
-and `load_adapters` reads it back to resume. `save_merged` writes W0 + (alpha / r) B A as a plain
+and `load_adapters` reads it back (`read_adapters`, then `apply_adapters`: runfolder.py resumes so). `save_merged` writes W0 + (alpha / r) B A as a plain
 save_pretrained folder that transformers (and evaluate.py) load with no adapter code at all.
 
 Run on its own (a tiny random Llama: parameter counts, the step-0 equality, adapters off after a step):
@@ -27,9 +28,9 @@ Run on its own (a tiny random Llama: parameter counts, the step-0 equality, adap
     python lora.py
 
 The SML paper does not say how its 12B student was finetuned; LoRA is this project's choice so that
-the paper's setting fits one GPU (memory.py). Deviations from PEFT: no bias training, no DoRA/rsLoRA, one adapter per model; the adapted model's
-own `save_pretrained` would write wrapped key names (`...q_proj.base_layer.weight`), so checkpoints go
-through `save_adapters` / `save_merged` instead.
+the paper's setting fits one GPU (memory.py). Deviations from PEFT: no bias training, no DoRA/rsLoRA,
+one adapter per model; the adapted model's own `save_pretrained` would write wrapped key names
+(`...q_proj.base_layer.weight`), so checkpoints go through `save_adapters` / `save_merged` instead.
 """
 from __future__ import annotations
 
@@ -143,6 +144,30 @@ def adapters_off(model: nn.Module):
             m.enabled = e
 
 
+def adapter_values(model: nn.Module) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """{module path: (A, B)}, copies of the adapters' current values (a few MB next to the base)."""
+    return {n: (m.lora_A.detach().clone(), m.lora_B.detach().clone()) for n, m in adapters(model).items()}
+
+
+@contextmanager
+def adapters_as(model: nn.Module, values: dict[str, tuple[torch.Tensor, torch.Tensor]]):
+    """Within this block the adapters hold `values` (from adapter_values), and their own afterwards: GRPO's
+    KL reference when a stage starts from trained adapters (SFT, then RL) rather than from the base."""
+    own = adapter_values(model)
+    layers = adapters(model)
+    with torch.no_grad():
+        for n, (A, B) in values.items():
+            layers[n].lora_A.copy_(A)
+            layers[n].lora_B.copy_(B)
+    try:
+        yield model
+    finally:
+        with torch.no_grad():
+            for n, (A, B) in own.items():
+                layers[n].lora_A.copy_(A)
+                layers[n].lora_B.copy_(B)
+
+
 def reset_adapters(model: nn.Module, seed: int):
     """Fresh adapters for a new training seed: A drawn from `seed`, B = 0 (the model is its base again).
     An optimiser built over the old adapters keeps its moments: build a new one."""
@@ -191,13 +216,22 @@ def load_adapters(model: nn.Module, path) -> list[nn.Parameter]:
     """Read a folder written by `save_adapters` (or by PEFT) into `model`: into its adapters if it has
     them (resume), else onto a fresh base model, wrapping exactly the layers the folder names. Returns the
     adapter parameters."""
+    return apply_adapters(model, *read_adapters(path), where=str(path))
+
+
+def read_adapters(path) -> tuple[dict, dict[str, torch.Tensor]]:
+    """(adapter_config.json, tensors by PEFT key) of an adapter folder, read whole before anything is applied."""
     from safetensors.torch import load_file
     path = Path(path)
     if not (path / "adapter_config.json").exists() or not (path / "adapter_model.safetensors").exists():
         raise LoRAError(f"load_adapters: {str(path)!r} has no adapter_config.json and adapter_model.safetensors; "
                         "pass a folder written by save_adapters.")
-    config = json.loads((path / "adapter_config.json").read_text())
-    tensors = load_file(str(path / "adapter_model.safetensors"))
+    return json.loads((path / "adapter_config.json").read_text()), load_file(str(path / "adapter_model.safetensors"))
+
+
+def apply_adapters(model: nn.Module, config: dict, tensors: dict[str, torch.Tensor],
+                   where: str = "the checkpoint") -> list[nn.Parameter]:
+    """Copy what read_adapters returned into `model`'s adapters (wrapping a fresh base first)."""
     wanted = {}                                                         # module path -> (A, B)
     for key, t in tensors.items():
         name, _, which = key.removeprefix(PEFT_PREFIX).rpartition(".lora_")
@@ -210,17 +244,18 @@ def load_adapters(model: nn.Module, path) -> list[nn.Parameter]:
             layers = adapters(model)
     if set(layers) != set(wanted):
         missing = sorted(set(wanted) ^ set(layers))[:3]
-        raise LoRAError(f"load_adapters: the adapters in {str(path)!r} are for other layers than this model's "
+        raise LoRAError(f"load_adapters: the adapters in {where!r} are for other layers than this model's "
                         f"(e.g. {', '.join(missing)}); load them into the base model they were trained on.")
+    for name, m in layers.items():                      # every shape checked before the first copy
+        A, B = wanted[name]["A"], wanted[name]["B"]
+        if A.shape != m.lora_A.shape or B.shape != m.lora_B.shape:
+            raise LoRAError(f"load_adapters: {name} in {where!r} has rank {A.shape[0]} and shape "
+                            f"{tuple(B.shape)}x{tuple(A.shape)}, the model's adapter {tuple(m.lora_B.shape)}x"
+                            f"{tuple(m.lora_A.shape)}; add_lora with the folder's rank, or load into a fresh base.")
     with torch.no_grad():
         for name, m in layers.items():
-            A, B = wanted[name]["A"], wanted[name]["B"]
-            if A.shape != m.lora_A.shape or B.shape != m.lora_B.shape:
-                raise LoRAError(f"load_adapters: {name} in {str(path)!r} has rank {A.shape[0]} and shape "
-                                f"{tuple(B.shape)}x{tuple(A.shape)}, the model's adapter {tuple(m.lora_B.shape)}x"
-                                f"{tuple(m.lora_A.shape)}; add_lora with the folder's rank, or load into a fresh base.")
-            m.lora_A.copy_(A)
-            m.lora_B.copy_(B)
+            m.lora_A.copy_(wanted[name]["A"])
+            m.lora_B.copy_(wanted[name]["B"])
             m.alpha, m.scaling = config["lora_alpha"], config["lora_alpha"] / m.rank   # the folder's scale
     return [p for m in layers.values() for p in (m.lora_A, m.lora_B)]
 

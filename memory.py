@@ -6,8 +6,9 @@ Training alternates two phases on one copy of the student; what stays resident t
 
 and on top of it the larger of
 
-    rollout:  KV cache of rollout_batch = B problems x g dialogues, max_dialogue_tokens each,
-              + the prefill's extras (see below)
+    rollout:  KV cache of rollout_batch dialogues, max_dialogue_tokens each, + the prefill's extras
+              (see below); rollout_batch is what one generate call holds: all B problems x g dialogues
+              of a step, or fewer (sml.py's --rollout-batch, by default the largest that fits)
     training: gradients + one micro-batch's stored activations + the larger of the chunked log-prob
               head (grpo.masked_logprobs, run backward first) and one recomputed layer
 
@@ -20,7 +21,7 @@ Each figure is counted from the config (no weights are downloaded, so a 12B plan
     trainable parameter (its per-tensor `step` counter is a 4-byte CPU scalar, left out);
   * KV cache: rollout_batch x tokens x 2 (K and V) x kv heads x head_dim x dtype bytes per layer, where
     a sliding-window layer (Gemma 3: 5 of every 6) keeps at most its window;
-  * prefill: dialogue.generate prefills the whole rollout batch in one forward pass: one layer's
+  * prefill: dialogue.generate prefills a rollout batch in one forward pass: one layer's
     temporaries for rollout_batch x tokens positions (the MLP's three I-wide tensors dominate), the
     boolean attention masks (B x T x T per attention type), and the full-length K/V that transformers'
     sliding-window cache layers keep alive (a view) until the first decoded token;
@@ -35,14 +36,19 @@ Each figure is counted from the config (no weights are downloaded, so a 12B plan
 Run on its own (defaults: the paper's Gemma-3-12B setting as this project runs it: LoRA rank 16 on all
 projections, bf16, B = 8 problems x g = 8 dialogues, N = 4 turns of 1024 tokens -> 8192, micro-batch 4):
 
-    python memory.py tests/fixtures/gemma-3-12b-it-config.json --free-gib 80
+    python memory.py tests/fixtures/gemma-3-12b-it-config.json --free-gib 78      # as sml.py plans it
     python memory.py tests/fixtures/gemma-3-12b-it-config.json --lora-rank 0      # full finetuning
 
 Deviations, or where it is an estimate: the per-layer activations are measured with the CPU's attention
 kernels (flash-style, no T x T scores), assumed to save what CUDA's kernels save (not checked on a GPU);
 the prefill's temporaries are a formula, not a measurement (tests/test_memory.py holds the training and
 rollout figures to within 25% of the peaks torch.profiler records on a small model, CPU, fp32); the CUDA
-context, kernel workspaces and allocator fragmentation are not in the plan: leave a margin free.
+context, kernel workspaces and allocator fragmentation are not in the plan: leave a margin free (the
+automatic rollout batch leaves 10%). The log-prob head assumes every position of a micro-batch is a
+student's: an upper bound. The rollout is planned at max_dialogue_tokens; sml.py's evaluation dialogues
+may be twice as long, and fill a generate call's positions with half as many, but their B x T x T masks
+double (1.3 GiB more than the 12B plan's rollout, inside that margin). A separate teacher's KV cache is
+not counted (it generates after the student, with the same cap on positions).
 """
 from __future__ import annotations
 
@@ -70,11 +76,15 @@ class PlanError(RuntimeError):
 
 def memory_plan(config, *, lora_rank: int | None = 16, lora_targets=DEFAULT_TARGETS, dtype=torch.bfloat16,
                 micro_batch: int = 4, max_dialogue_tokens: int = 8192, rollout_batch: int = 64,
-                grad_checkpointing: bool = True, beta: float = 0.0, logprob_chunk: int = 1024) -> dict:
+                grad_checkpointing: bool = True, beta: float = 0.0, logprob_chunk: int = 1024,
+                teacher_weights: int = 0) -> dict:
     """Bytes each part of a run needs, from a transformers config (AutoConfig) alone. lora_rank None or
-    0 means full finetuning, where today's sml.py keeps the base resident as the teacher beside the
-    student's copy (2 copies of the weights) and grpo.py adds a frozen reference copy when beta > 0; with
-    LoRA all three are one copy (lora.adapters_off)."""
+    0 means full finetuning, where sml.py keeps the base resident (the teacher, and each seed's starting
+    point) beside the student's copy (2 copies of the weights) and grpo.py adds a frozen reference copy when
+    beta > 0; with LoRA all three are one copy (lora.adapters_off), and beta > 0 keeps the adapters' starting
+    values as the reference (grpo.reference_policy). rollout_batch: dialogues per generate call at the full
+    context (dialogue.generate's max_batch_tokens = rollout_batch x max_dialogue_tokens). teacher_weights:
+    the bytes of a separate teacher model (--teacher), resident beside the student."""
     text = config.get_text_config()
     if text.model_type not in SUPPORTED:
         raise PlanError(f"memory_plan knows the architectures {', '.join(SUPPORTED)}, not {text.model_type!r}; "
@@ -128,40 +138,53 @@ def memory_plan(config, *, lora_rank: int | None = 16, lora_targets=DEFAULT_TARG
         "lora_rank": lora_rank or 0, "lora_targets": list(lora_targets) if use_lora else [], "dtype": str(dtype),
         "micro_batch": micro_batch, "max_dialogue_tokens": T, "rollout_batch": rollout_batch,
         "grad_checkpointing": grad_checkpointing, "weight_copies": copies,
-        "weights": copies * n_params * d,
-        "adapters": trainable_bytes if use_lora else 0,
+        "weights": copies * n_params * d, "teacher_weights": teacher_weights,
+        "adapters": trainable_bytes * (1 + (beta > 0)) if use_lora else 0,
         "gradients": trainable_bytes,
         "optimizer": 2 * trainable_bytes,                                # AdamW: exp_avg, exp_avg_sq
         "kv_cache": kv_cache, "kv_until_first_token": kv_until_first_token, "prefill": prefill,
         "activations": stored, "recompute": recompute, "logprob_head": head,
     }
-    plan["persistent"] = plan["weights"] + plan["adapters"] + plan["optimizer"]
+    plan["persistent"] = plan["weights"] + teacher_weights + plan["adapters"] + plan["optimizer"]
     plan["rollout"] = kv_cache + kv_until_first_token + prefill
     plan["training"] = plan["gradients"] + stored + max(head, recompute)
     plan["total"] = plan["persistent"] + max(plan["rollout"], plan["training"])
     return plan
 
 
+def largest_rollout_batch(config, most: int, free: int, **plan_kw) -> int:
+    """The most dialogues per generate call, up to `most`, whose plan fits in 90% of `free` bytes, the rest
+    left for what the plan does not count (CUDA context, kernel workspaces, fragmentation); 1 if none does
+    (check_fits then says why)."""
+    fits = lambda n: memory_plan(config, rollout_batch=n, **plan_kw)["total"] <= 0.9 * free     # noqa: E731
+    return next((n for n in range(most, 1, -1) if fits(n)), 1)
+
+
 def format_plan(plan: dict, free_bytes: int | None = None) -> str:
-    """A few readable lines (GiB = 2^30 bytes)."""
-    g = lambda b: f"{b / GiB:6.2f} GiB"                                   # noqa: E731
+    """A few readable lines, in GiB (2^30 bytes), or MiB for a plan under 1 GiB (the tiny world's)."""
+    unit, scale = ("GiB", GiB) if plan["total"] >= GiB else ("MiB", 2 ** 20)
+    g = lambda b: f"{b / scale:6.2f} {unit}"                              # noqa: E731
+    f = lambda b: f"{b / scale:.2f}"                                      # noqa: E731
+    n = plan["parameters"]
+    size = f"{n / 1e9:.2f}B" if n >= 1e9 else f"{n / 1e6:.2f}M"
     what = (f"LoRA rank {plan['lora_rank']} on {', '.join(plan['lora_targets'])}" if plan["lora_rank"]
             else "full finetuning")
     lines = [
-        f"memory plan: {plan['model_type']}, {plan['parameters'] / 1e9:.2f}B parameters, {what}, "
+        f"memory plan: {plan['model_type']}, {size} parameters, {what}, "
         f"{plan['dtype'].removeprefix('torch.')}; {plan['trainable'] / 1e6:,.1f}M trainable",
-        f"  weights      {g(plan['weights'])}  ({plan['weight_copies']} x {plan['parameters'] / 1e9:.2f}B)",
+        f"  weights      {g(plan['weights'])}  ({plan['weight_copies']} x {size})",
+        *([f"  teacher      {g(plan['teacher_weights'])}  (a separate model)"] if plan["teacher_weights"] else []),
         f"  adapters     {g(plan['adapters'])}",
         f"  optimizer    {g(plan['optimizer'])}  (AdamW exp_avg + exp_avg_sq)",
-        f"  rollout      {g(plan['rollout'])}  = KV cache {plan['kv_cache'] / GiB:.2f} (+ "
-        f"{plan['kv_until_first_token'] / GiB:.2f} held until the first token) + prefill temporaries "
-        f"{plan['prefill'] / GiB:.2f}  ({plan['rollout_batch']} dialogues x {plan['max_dialogue_tokens']} tokens)",
-        f"  training     {g(plan['training'])}  = gradients {plan['gradients'] / GiB:.2f} + activations "
-        f"{plan['activations'] / GiB:.2f} + the larger of log-prob head {plan['logprob_head'] / GiB:.2f} and "
-        f"a recomputed layer {plan['recompute'] / GiB:.2f}  (micro-batch "
+        f"  rollout      {g(plan['rollout'])}  = KV cache {f(plan['kv_cache'])} (+ "
+        f"{f(plan['kv_until_first_token'])} held until the first token) + prefill temporaries "
+        f"{f(plan['prefill'])}  ({plan['rollout_batch']} dialogues x {plan['max_dialogue_tokens']} tokens)",
+        f"  training     {g(plan['training'])}  = gradients {f(plan['gradients'])} + activations "
+        f"{f(plan['activations'])} + the larger of log-prob head {f(plan['logprob_head'])} and "
+        f"a recomputed layer {f(plan['recompute'])}  (micro-batch "
         f"{plan['micro_batch']} x {plan['max_dialogue_tokens']} tokens, gradient checkpointing "
         f"{'on' if plan['grad_checkpointing'] else 'off'})",
-        f"  peak         {g(plan['total'])}  = persistent {plan['persistent'] / GiB:.2f} + the larger of "
+        f"  peak         {g(plan['total'])}  = persistent {f(plan['persistent'])} + the larger of "
         f"rollout and training",
     ]
     if free_bytes is not None:
@@ -175,21 +198,27 @@ def check_fits(plan: dict, free_bytes: int):
     `free_bytes`."""
     if plan["total"] <= free_bytes:
         return
-    need, free, resident = plan["total"] / GiB, free_bytes / GiB, plan["persistent"] / GiB
+    resident = _human(plan["persistent"])
     if plan["persistent"] > free_bytes:
-        part = f"the weights and optimiser state alone take {resident:.1f} GiB"
+        part = f"the weights and optimiser state alone take {resident}"
         hint = ("train LoRA adapters (--lora-rank 16)" if not plan["lora_rank"]
                 else "use a smaller model or a GPU with more memory")
     elif plan["rollout"] >= plan["training"]:
         part = (f"the rollout of {plan['rollout_batch']} dialogues x {plan['max_dialogue_tokens']} tokens takes "
-                f"{plan['rollout'] / GiB:.1f} GiB on top of {resident:.1f} GiB of weights and optimiser state")
-        hint = "lower --group-size or --max-dialogue-tokens"
+                f"{_human(plan['rollout'])} on top of {resident} of weights and optimiser state")
+        hint = ("lower --rollout-batch (dialogues per generate call) or" if plan["rollout_batch"] > 1 else "lower") \
+            + " --max-dialogue-tokens"
     else:
         part = (f"training on micro-batches of {plan['micro_batch']} x {plan['max_dialogue_tokens']} tokens takes "
-                f"{plan['training'] / GiB:.1f} GiB on top of {resident:.1f} GiB of weights and optimiser state")
+                f"{_human(plan['training'])} on top of {resident} of weights and optimiser state")
         hint = "lower --micro-batch or --max-dialogue-tokens" + (
             "" if plan["lora_rank"] else ", or train LoRA adapters (--lora-rank 16)")
-    raise PlanError(f"This run needs about {need:.1f} GiB of memory but {free:.1f} GiB are free: {part}; {hint}.")
+    raise PlanError(f"This run needs about {_human(plan['total'])} of memory but {_human(free_bytes)} are free: "
+                    f"{part}; {hint}.")
+
+
+def _human(n: float) -> str:
+    return f"{n / GiB:.1f} GiB" if n >= GiB / 10 else f"{n / 2 ** 20:.1f} MiB"
 
 
 def free_bytes(device) -> int:
@@ -353,6 +382,8 @@ def main(argv=None):
     p.add_argument("--problems", type=int, default=8, help="B, problems per rollout batch")
     p.add_argument("--group-size", type=int, default=8, help="g, dialogues per problem")
     p.add_argument("--max-dialogue-tokens", type=int, default=8192)
+    p.add_argument("--rollout-batch", type=int, default=None,
+                   help="dialogues per generate call (default, as sml.py: the most, up to B x g, that fit --free-gib)")
     p.add_argument("--micro-batch", type=int, default=4)
     p.add_argument("--no-grad-checkpointing", action="store_true")
     p.add_argument("--beta", type=float, default=0.0)
@@ -364,11 +395,13 @@ def main(argv=None):
     except (OSError, ValueError) as e:
         sys.exit(f"Could not read a model config from {args.config!r} ({str(e).splitlines()[0][:100]}); "
                  "pass a config.json or a model folder.")
-    plan = memory_plan(config, lora_rank=args.lora_rank,
-                       dtype=getattr(torch, args.dtype), micro_batch=args.micro_batch,
-                       max_dialogue_tokens=args.max_dialogue_tokens, rollout_batch=args.problems * args.group_size,
-                       grad_checkpointing=not args.no_grad_checkpointing, beta=args.beta)
+    settings = dict(lora_rank=args.lora_rank, dtype=getattr(torch, args.dtype), micro_batch=args.micro_batch,
+                    max_dialogue_tokens=args.max_dialogue_tokens, grad_checkpointing=not args.no_grad_checkpointing,
+                    beta=args.beta)
     free = int(args.free_gib * GiB) if args.free_gib else None
+    most = args.problems * args.group_size
+    rollout_batch = args.rollout_batch or (largest_rollout_batch(config, most, free, **settings) if free else most)
+    plan = memory_plan(config, rollout_batch=rollout_batch, **settings)
     print(format_plan(plan, free))
     if free is not None:
         try:

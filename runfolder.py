@@ -2,14 +2,16 @@
 
 A run lives in one folder (`--out`). Every file is written atomically (a temporary file, then a
 rename), so a run killed at any moment leaves each file whole or absent. Checkpoints are folders in
-`save_pretrained` format plus `trainer_state.pt` (optimiser and RNG state), renamed into place once
-complete. `python sml.py ... --resume --out DIR` continues from the last intact checkpoint.
+`save_pretrained` format (a LoRA run's: its adapters in PEFT's layout, lora.save_adapters) plus
+`trainer_state.pt` (optimiser and RNG state), renamed into place once complete.
+`python sml.py ... --resume --out DIR` continues from the last intact checkpoint.
 
     config.json          the run's arguments; a resume must train the same thing (check_resume)
     .lock                held while a run writes the folder: a second run on it is refused
     seed-K/metrics.jsonl one line per optimiser step (appended and fsynced; cut back on resume)
-    seed-K/checkpoints/step-N/   weights + tokenizer + trainer_state.pt; the last two are kept
+    seed-K/checkpoints/step-N/   weights (or adapters) + tokenizer + trainer_state.pt; the last two are kept
     seed-K/finished      marks a stage whose last checkpoint is final
+    seed-K/merged/       a LoRA run's trained model, adapters merged, in save_pretrained format (sml.py)
 
 Also here, because every trainer shares them: the NaN guard, the seeded data order, and `UserError`,
 the mistakes a user can fix, which the command lines print as one sentence.
@@ -28,6 +30,8 @@ import shutil
 from pathlib import Path
 
 import torch
+
+import lora
 
 
 class UserError(Exception):
@@ -119,7 +123,10 @@ def save_checkpoint(out: Path, step: int, model, tokenizer, optimizer, extra: di
     final, tmp = root / f"step-{step:06d}", root / f".tmp-step-{step:06d}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        model.save_pretrained(tmp)
+        if lora.adapters(model):         # a LoRA run: the adapters are the whole trained state (MBs, not GBs)
+            lora.save_adapters(model, tmp)
+        else:
+            model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         torch.save({"step": step, "optimizer": optimizer.state_dict(), "extra": extra,
                     "rng": {"python": random.getstate(), "torch": torch.get_rng_state(),
@@ -150,15 +157,19 @@ def latest_checkpoint(out: Path) -> Path | None:
     return found[-1] if found else None
 
 
-def read_checkpoint(path: Path) -> tuple[dict, dict]:
+def read_checkpoint(path: Path) -> tuple[dict | tuple, dict]:
     """(weights, trainer state) of one checkpoint, read completely before anything is applied, so that a
-    damaged file raises here and leaves the model and optimiser as they were. The weights come back under
-    the model's own names through from_pretrained: save_pretrained writes some classes under their hub
-    names (Gemma-3-IT's language_model.model.* for model.language_model.*), and only it maps them back."""
+    damaged file raises here and leaves the model and optimiser as they were. The weights are a LoRA run's
+    (adapter config, adapter tensors), or a full model's state dict under the model's own names, read through
+    from_pretrained: save_pretrained writes some classes under their hub names (Gemma-3-IT's
+    language_model.model.* for model.language_model.*), and only it maps them back."""
     from transformers import AutoModelForCausalLM
     if not list(path.glob("*.safetensors")) or not (path / "trainer_state.pt").exists():
         raise OSError(f"{path.name} has no weights or no trainer_state.pt")
-    weights = AutoModelForCausalLM.from_pretrained(path, dtype="auto").state_dict()
+    if (path / "adapter_config.json").exists():
+        weights = lora.read_adapters(path)
+    else:
+        weights = AutoModelForCausalLM.from_pretrained(path, dtype="auto").state_dict()
     return weights, torch.load(path / "trainer_state.pt", weights_only=False)
 
 
@@ -187,8 +198,15 @@ def resume(out: Path, model, optimizer) -> dict | None:
     return None
 
 
-def _apply(weights: dict, state: dict, model, optimizer) -> dict:
-    model.load_state_dict(weights)          # strict: a weight that does not fit is an error, never skipped
+def _apply(weights: dict | tuple, state: dict, model, optimizer) -> dict:
+    if isinstance(weights, tuple) != bool(lora.adapters(model)):
+        raise UserError(f"The checkpoint holds {'LoRA adapters' if isinstance(weights, tuple) else 'full weights'} "
+                        f"but the model {'has no' if isinstance(weights, tuple) else 'has'} adapters; resume with "
+                        "the run's own --lora-rank.")
+    if isinstance(weights, tuple):
+        lora.apply_adapters(model, *weights)
+    else:
+        model.load_state_dict(weights)      # strict: a weight that does not fit is an error, never skipped
     optimizer.load_state_dict(state["optimizer"])
     random.setstate(state["rng"]["python"])
     torch.set_rng_state(state["rng"]["torch"])

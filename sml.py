@@ -7,7 +7,7 @@
     python sml.py --task math --transfer             # ... and also evaluate on code (Fig. 4's transfer)
     python sml.py --task math --model google/gemma-3-12b-it --data hub --sharded-data hub   # the paper, one GPU
 
-The recipe: evaluate the starting model ("base"), then for each training seed train a fresh copy
+The recipe: evaluate the starting model ("base"), then for each training seed train it afresh
 with --method and evaluate it on the held-out problems (N = 10 turns by default, though training
 uses N = 4), and report mean and 95% CI over seeds. Methods:
     mt-rl      GRPO on multi-turn dialogues (the paper's SML, online)          grpo.py
@@ -18,9 +18,21 @@ uses N = 4), and report mean and 95% CI over seeds. Methods:
     qprime     Q-priming: SFT on question-injected dialogues, then MT-RL       qprime.py, sft.py, grpo.py
     sft-rl     the control: SFT on dialogues without questions, then MT-RL      sft.py, grpo.py
 
+One GPU (issue: a 12B student). A real model trains LoRA adapters by default (--lora-rank 16, lora.py):
+one copy of the weights is the student (adapters on), the teacher and GRPO's KL reference (adapters off),
+and each seed starts from fresh adapters. Full finetuning (--lora-rank 0, the tiny model's default) trains
+a deep copy per seed beside the untouched base. Before the first step the run prints its memory plan
+(memory.py: weights, adapters or gradients, optimiser state, the rollout's KV cache, the training
+micro-batch's activations) against the free memory, and a plan that cannot fit ends the run in one
+sentence that says what to change. Real models also recompute each decoder layer in the backward pass
+(--grad-checkpointing), and generate at most --rollout-batch full-length dialogues per call (by default
+the most that fit).
+
 A run writes to its folder (--out, default runs/<task>-<method>-<time>): config.json; per training
-seed, seed-K/ with metrics.jsonl, checkpoints/ (save_pretrained format) and sft_dataset.jsonl; and
-eval.json, results.md, plots and dialogues/*.jsonl. A killed run continues with --resume --out DIR.
+seed, seed-K/ with metrics.jsonl, checkpoints/ (save_pretrained format; a LoRA run's: the adapters in
+PEFT's layout, enough to resume), merged/ (a LoRA run's trained model, adapters merged, in save_pretrained
+format: for plain transformers and evaluate.py) and sft_dataset.jsonl; and eval.json, results.md, plots
+and dialogues/*.jsonl. A killed run continues with --resume --out DIR.
 This is the only file that knows the whole recipe; each stage lives in its own file.
 """
 from __future__ import annotations
@@ -37,6 +49,8 @@ import torch
 import dialogue
 import evaluate
 import grpo
+import lora
+import memory
 import qprime
 import runfolder
 import sft
@@ -50,7 +64,8 @@ GRPO_METHODS = ("mt-rl", "st-rl", "st-rl-g32", "qprime", "sft-rl")
 # What a resumed run must share with the run it continues: everything that changes what is trained.
 TRAINING_KEYS = ["task", "method", "model", "teacher", "data", "dataset", "problems", "seeds", "seed", "turns",
                  "group_size", "batch_problems", "gamma", "beta", "ppo_epochs", "lr", "warmup_steps", "loss_norm",
-                 "temperature", "top_p", "max_turn_tokens", "max_dialogue_tokens"]
+                 "temperature", "top_p", "max_turn_tokens", "max_dialogue_tokens", "lora_rank", "lora_alpha",
+                 "lora_targets"]
 
 
 def parse_args(argv=None):
@@ -83,6 +98,20 @@ def parse_args(argv=None):
     p.add_argument("--loss-norm", choices=["token", "sequence"], default="token",
                    help="GRPO loss: token-mean over the batch (default) or mean of per-dialogue means")
     p.add_argument("--micro-batch", type=number(int, 1), default=None, help="sequences per backward (default 64 tiny, 4 otherwise)")
+    p.add_argument("--lora-rank", type=number(int, 0), default=None,
+                   help="train LoRA adapters of this rank on the one copy of the base (lora.py); 0: full finetuning. "
+                   "Default: 16 for real models; 0 for tiny, whose 0.2M parameters cost nothing to finetune fully "
+                   "and whose README results were measured so")
+    p.add_argument("--lora-alpha", type=number(float, above=0), default=None,
+                   help="LoRA's alpha (default: 2 x rank, a scale of 2)")
+    p.add_argument("--lora-targets", default=",".join(lora.DEFAULT_TARGETS),
+                   help="comma-separated names of the decoder's linear layers that get adapters")
+    p.add_argument("--grad-checkpointing", action=argparse.BooleanOptionalAction, default=None,
+                   help="recompute each decoder layer in the backward pass instead of storing its activations (default: "
+                   "on for real models, off for tiny, where activations are small and recomputing costs time)")
+    p.add_argument("--rollout-batch", type=number(int, 1), default=None,
+                   help="dialogues per generate call at the full context (shorter ones are packed more per call), the "
+                   "model teacher's too. Default: all of a step at once for tiny; else the most the memory plan fits")
     p.add_argument("--problems", type=number(int, 1), default=None, help="training problems (default: all 1278 tiny math, 320 tiny code, 2000)")
     p.add_argument("--eval-problems", type=number(int, 1), default=None, help="evaluation problems (default: 200 tiny, 500)")
     p.add_argument("--seeds", type=number(int, 1), default=1, help="training seeds (the paper: 3, for 95%% CIs)")
@@ -111,6 +140,10 @@ def parse_args(argv=None):
     args.eval_problems = args.eval_problems or (200 if tiny else 500)
     args.max_turn_tokens = args.max_turn_tokens or (48 if tiny else 1024)
     args.max_dialogue_tokens = args.max_dialogue_tokens or (512 if tiny else 8192)
+    args.lora_rank = (0 if tiny else 16) if args.lora_rank is None else args.lora_rank
+    args.lora_alpha = (args.lora_alpha or 2.0 * args.lora_rank) if args.lora_rank else None
+    args.lora_targets = [t for t in args.lora_targets.split(",") if t] if args.lora_rank else None
+    args.grad_checkpointing = not tiny if args.grad_checkpointing is None else args.grad_checkpointing
     if args.resume and not args.out:
         p.error("--resume needs --out, the folder of the run to continue")
     if args.transfer and args.data != "tiny" and not args.transfer_data:
@@ -147,7 +180,14 @@ def run(args):
     test_problems = eval_problems(args) if args.stage == "all" else {}
     base, tokenizer = evaluate.load(args.model, args.device, seed=args.seed)
     chat = dialogue.ChatFormat(tokenizer)                # fail now, clearly, on an unusable chat template
+    if args.lora_rank:        # one copy of the weights: adapters on = the student, off = the teacher and reference
+        lora.add_lora(base, rank=args.lora_rank, alpha=args.lora_alpha, targets=args.lora_targets, seed=args.seed)
+    if args.grad_checkpointing:                          # applies to training forwards only (model.train())
+        base.activation_checkpointing_enable()
     teacher = make_teacher(args, base, tokenizer)
+    args.max_batch_tokens = plan_memory(args, base, teacher)    # before the first step: will it fit?
+    if isinstance(teacher, dialogue.ModelTeacher):
+        teacher.max_batch_tokens = args.max_batch_tokens
     if args.stage == "rollout":
         stage_rollout(args, base, tokenizer, teacher, train_problems)
         return
@@ -158,19 +198,22 @@ def run(args):
                         f"{args.batch_problems}; pass more --problems or a smaller --batch-problems.")
     suites = eval_suites(args, test_problems, teacher, chat)
     print(f"run folder: {args.out}\nevaluating the base model on {', '.join(suites)} (N = {args.eval_turns})")
-    base_results, base_dialogues = run_eval(args, base, tokenizer, suites, "base", range(args.eval_seeds), {})
-    # Fig. 3's contexts: the base model's first-seed dialogues of the main task, the same for every model
-    contexts = {args.task: evaluate.reference_contexts(base_dialogues[args.task], args.eval_turns)} \
-        if args.task == "math" else {}
-    if contexts:
-        base_results[args.task]["answer_loss_by_turn"] = evaluate.answer_loss_by_turn(
-            base, tokenizer, contexts[args.task], args.eval_turns)
+    with lora.adapters_off(base):                        # (fresh adapters add exactly 0; off, they cost nothing)
+        base_results, base_dialogues = run_eval(args, base, tokenizer, suites, "base", range(args.eval_seeds), {})
+        # Fig. 3's contexts: the base model's first-seed dialogues of the main task, the same for every model
+        contexts = {args.task: evaluate.reference_contexts(base_dialogues[args.task], args.eval_turns)} \
+            if args.task == "math" else {}
+        if contexts:
+            base_results[args.task]["answer_loss_by_turn"] = evaluate.answer_loss_by_turn(
+                base, tokenizer, contexts[args.task], args.eval_turns)
     results = {"base": base_results}
     print_curves(results, args.eval_turns)
     trained = {name: [] for name in suites}
     for k in range(args.seeds):
         seed = args.seed + k
-        student = train_one(args, copy.deepcopy(base), tokenizer, teacher, train_problems, seed)
+        student = train_one(args, fresh_student(base, seed), tokenizer, teacher, train_problems, seed)
+        if lora.adapters(student) and not (args.out / f"seed-{seed}" / "merged").exists():
+            lora.save_merged(student, tokenizer, args.out / f"seed-{seed}" / "merged")   # for plain transformers
         entries, _ = run_eval(args, student, tokenizer, suites, f"{args.method}-seed{seed}", [seed], contexts)
         for name, entry in entries.items():
             trained[name].append(entry)
@@ -185,13 +228,23 @@ def run(args):
 # Training: one seed of one method.
 # ---------------------------------------------------------------------------------------------
 
+def fresh_student(base, seed: int):
+    """One training seed's starting policy. With LoRA, the base itself with fresh adapters (A drawn from the
+    seed, B = 0: exactly the base), so its one copy stays the teacher and the KL reference (adapters off);
+    with full finetuning, a deep copy, the base staying untouched beside it."""
+    if lora.adapters(base):
+        lora.reset_adapters(base, seed)
+        return base
+    return copy.deepcopy(base)
+
+
 def train_one(args, student, tokenizer, teacher, problems, seed: int):
-    """Train a fresh copy of the base model with args.method; its files go to out/seed-K/."""
+    """Train `student` (fresh_student) with args.method; its files go to out/seed-K/."""
     out = args.out / f"seed-{seed}"
     random.seed(seed)
     torch.manual_seed(seed)
     common = dict(max_turn_tokens=args.max_turn_tokens, max_dialogue_tokens=args.max_dialogue_tokens,
-                  temperature=args.temperature, top_p=args.top_p)
+                  temperature=args.temperature, top_p=args.top_p, max_batch_tokens=args.max_batch_tokens)
 
     def rl(model, turns, group_size, stage_out):
         return grpo.train(model, tokenizer, teacher, problems, stage_out, batch_problems=args.batch_problems,
@@ -205,7 +258,11 @@ def train_one(args, student, tokenizer, teacher, problems, seed: int):
                          seed=seed, save_every=args.save_every, resume=args.resume)
 
     if done(out):                                        # a resumed run: this seed already finished
-        return dialogue.load_model(str(runfolder.latest_checkpoint(done(out))), args.device)[0]
+        final = runfolder.latest_checkpoint(done(out))
+        if lora.adapters(student):
+            lora.load_adapters(student, final)
+            return student
+        return dialogue.load_model(str(final), args.device)[0]
     m = args.method
     if m in ("mt-rl", "st-rl", "st-rl-g32"):
         return rl(student, 1 if m.startswith("st") else args.turns, 32 if m == "st-rl-g32" else args.group_size, out)
@@ -213,7 +270,8 @@ def train_one(args, student, tokenizer, teacher, problems, seed: int):
         return sft_on(student, sft.single_turn_examples(problems, tokenizer, teacher.opening), out)
     # mt-sft, sft-rl and qprime first collect dialogues with the starting model, then SFT on the successes.
     prompt = tinyworld.question_prompt if scripted(args) else qprime.question_prompt
-    injector = qprime.QuestionInjector(student, tokenizer, prompt=prompt, seed=seed) if m == "qprime" else None
+    injector = qprime.QuestionInjector(student, tokenizer, prompt=prompt, seed=seed,
+                                       max_batch_tokens=args.max_batch_tokens) if m == "qprime" else None
     examples = sft.collect(student, tokenizer, teacher, problems, out, group_size=args.group_size,
                            max_turns=args.turns, on_incorrect=injector, seed=seed * 1_000_003, **common)
     if injector is not None:
@@ -280,7 +338,8 @@ def run_eval(args, model, tokenizer, suites, label, seeds, contexts) -> tuple[di
                                            seeds=list(seeds), temperature=args.temperature, top_p=args.top_p,
                                            max_turn_tokens=args.max_turn_tokens,
                                            max_dialogue_tokens=2 * args.max_dialogue_tokens, sharded=sharded,
-                                           classifier=classifier, answer_contexts=contexts.get(name))
+                                           classifier=classifier, answer_contexts=contexts.get(name),
+                                           max_batch_tokens=args.max_batch_tokens)
         results[name], first[name] = entry, by_seed[0]
         (args.out / "dialogues").mkdir(exist_ok=True)
         for seed, ds in zip(seeds, by_seed):
@@ -298,11 +357,46 @@ def make_teacher(args, student, tokenizer):
     if scripted(args):
         return tinyworld.scripted_teacher(args.task)
     if args.teacher in ("auto", "same"):
-        # The starting weights, frozen. Each seed trains its own copy (train_one), never these, so the
-        # base model itself is the teacher: no second copy of a 12B model on the GPU.
+        # The starting weights, frozen: the base model itself, which either trains only adapters that the
+        # teacher switches off, or stays untouched beside each seed's deep copy (fresh_student).
         return dialogue.ModelTeacher(student, tokenizer, seed=args.seed)
     teacher_model, teacher_tok = evaluate.load(args.teacher, args.device)
     return dialogue.ModelTeacher(teacher_model.requires_grad_(False), teacher_tok, seed=args.seed)
+
+
+def plan_memory(args, student, teacher) -> int | None:
+    """Print the memory plan (memory.py) and refuse, in one sentence, a run that cannot fit; return the cap on
+    positions per generate call, --rollout-batch x --max-dialogue-tokens (the rollout batch, unless given, the
+    most the plan fits, up to a step's B x g; the tiny model's default: no cap, a step in one call, as always).
+    Free memory is what the device (or, on the CPU, the machine) has left plus the weights already loaded,
+    which the plan counts."""
+    teacher_model = getattr(teacher, "model", student)
+    teacher_weights = _bytes(teacher_model) if teacher_model is not student else 0
+    free = memory.free_bytes(next(student.parameters()).device) + _bytes(student) + teacher_weights
+    most = args.batch_problems * (32 if args.method == "st-rl-g32" else args.group_size)
+    settings = dict(lora_rank=args.lora_rank, lora_targets=args.lora_targets or lora.DEFAULT_TARGETS,
+                    dtype=student.get_input_embeddings().weight.dtype, micro_batch=args.micro_batch,
+                    max_dialogue_tokens=args.max_dialogue_tokens, grad_checkpointing=args.grad_checkpointing,
+                    beta=args.beta, teacher_weights=teacher_weights)
+    auto = args.rollout_batch is None and args.model != "tiny"
+    try:
+        rollout_batch = memory.largest_rollout_batch(student.config, most, free, **settings) if auto \
+            else args.rollout_batch or most
+        plan = memory.memory_plan(student.config, rollout_batch=rollout_batch, **settings)
+    except memory.PlanError as e:                         # an architecture memory.py has no layout for
+        print(f"no memory plan: {e}")
+        return args.rollout_batch * args.max_dialogue_tokens if args.rollout_batch else None
+    print(memory.format_plan(plan, free) + (f"\n  rollout batch {rollout_batch}: the most dialogues per generate "
+                                            "call that fit (--rollout-batch)" if auto else ""))
+    try:
+        memory.check_fits(plan, free)
+    except memory.PlanError as e:
+        raise UserError(str(e)) from None
+    return rollout_batch * args.max_dialogue_tokens if auto or args.rollout_batch else None
+
+
+def _bytes(model) -> int:
+    return sum(p.numel() * p.element_size() for p in model.parameters())
 
 
 def load_problems(args, split: str, n: int | None) -> list[tasks.Problem]:
@@ -320,7 +414,8 @@ def stage_rollout(args, student, tokenizer, teacher, problems):
     dialogues = dialogue.rollout(student, tokenizer, problems, teacher, group_size=args.group_size,
                                  max_turns=args.turns, max_turn_tokens=args.max_turn_tokens,
                                  max_dialogue_tokens=args.max_dialogue_tokens, temperature=args.temperature,
-                                 top_p=args.top_p, seed=args.seed, progress=True)
+                                 top_p=args.top_p, seed=args.seed, progress=True,
+                                 max_batch_tokens=args.max_batch_tokens)
     for d in dialogues[:: max(1, len(dialogues) // max(1, args.show))][: args.show]:
         print(d.render(), end="\n\n")
     (args.out / "dialogues").mkdir(exist_ok=True)

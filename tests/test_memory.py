@@ -135,6 +135,21 @@ def test_one_layers_activations_extrapolate_to_dimensions_not_measured(arch, ran
     assert measured == pytest.approx(estimate, rel=0.02)
 
 
+def test_a_lora_kl_reference_keeps_the_starting_adapters_and_a_separate_teacher_is_resident():
+    config = config_of("qwen2")
+    settings = dict(lora_rank=4, dtype=torch.float32, micro_batch=1, max_dialogue_tokens=16, rollout_batch=2)
+    plain, kl = memory.memory_plan(config, **settings), memory.memory_plan(config, beta=0.1, **settings)
+    model = model_of(config)
+    lora.add_lora(model, rank=4)
+    kept = lora.adapter_values(model)                                        # what grpo.reference_policy keeps
+    assert kl["adapters"] - plain["adapters"] == sum(t.numel() * t.element_size() for ab in kept.values() for t in ab)
+    assert kl["weight_copies"] == plain["weight_copies"] == 1                # and no copy of the base
+    teacher = memory.memory_plan(config, teacher_weights=3 * memory.GiB, **settings)
+    assert teacher["persistent"] - plain["persistent"] == teacher["total"] - plain["total"] == 3 * memory.GiB
+    assert "teacher        3.00 GiB" in memory.format_plan(teacher)
+    assert "MiB" in memory.format_plan(plain) and "0.00 GiB" not in memory.format_plan(plain)   # small: in MiB
+
+
 def test_the_12b_plan_by_hand():
     from transformers import AutoConfig
     config = AutoConfig.from_pretrained(FIXTURE)
@@ -163,7 +178,7 @@ def test_check_fits_names_the_numbers_and_what_to_change():
         memory.check_fits(rollout_bound, 80 * GiB)
     msg = str(e.value)
     assert f"{rollout_bound['total'] / GiB:.1f} GiB" in msg and "80.0 GiB are free" in msg
-    assert "--group-size" in msg and "--max-dialogue-tokens" in msg and msg.endswith(".") and "\n" not in msg
+    assert "--rollout-batch" in msg and "--max-dialogue-tokens" in msg and msg.endswith(".") and "\n" not in msg
     training_bound = memory.memory_plan(config, lora_rank=16, rollout_batch=1, micro_batch=64)
     with pytest.raises(memory.PlanError, match="--micro-batch"):
         memory.check_fits(training_bound, 80 * GiB)
@@ -194,7 +209,7 @@ def test_the_plan_is_close_to_the_peak_a_real_step_and_prefill_allocate():
     torch.manual_seed(0)
     model = LlamaForCausalLM(config)
     lora.add_lora(model, rank=8)
-    model.gradient_checkpointing_enable()
+    model.activation_checkpointing_enable()
     mb, T, RB = 2, 513, 4
     plan = memory.memory_plan(config, lora_rank=8, dtype=torch.float32, micro_batch=mb, max_dialogue_tokens=T,
                               rollout_batch=RB)

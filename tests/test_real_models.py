@@ -11,6 +11,7 @@ import torch
 import dialogue
 import evaluate
 import grpo
+import lora
 import realarch
 import runfolder
 import sml
@@ -254,25 +255,33 @@ def sml_args(arch, method, out, sharded=False):
 
 
 def spy_on_model_teacher(monkeypatch):
-    """The list of every reply the model teacher gives from now on."""
-    replies, real = [], dialogue.ModelTeacher.reply
+    """Every reply the model teacher gives from now on, and the model it gave it with."""
+    replies, models, real = [], [], dialogue.ModelTeacher.reply
 
     def reply(self, ds):
         out = real(self, ds)
         replies.extend(out)
+        models.append(self.model)
         return out
     monkeypatch.setattr(dialogue.ModelTeacher, "reply", reply)
-    return replies
+    return replies, models
 
 
-@pytest.mark.parametrize("arch", ARCHS)
-def test_sml_grpo_checkpoint_and_evaluate_end_to_end(arch, tmp_path, monkeypatch):
-    """GRPO with the frozen student as teacher; the checkpoint loads in plain transformers and evaluate.py
-    evaluates it. The nudged student sometimes answers, so the GRPO step is a real one."""
+@pytest.mark.parametrize("arch,rank", [(a, 8) for a in ARCHS] + [("gemma3", 0)])
+def test_sml_grpo_checkpoint_and_evaluate_end_to_end(arch, rank, tmp_path, monkeypatch, capsys):
+    """GRPO with the frozen student as teacher; the trained model loads in plain transformers and evaluate.py
+    evaluates it. The nudged student sometimes answers, so the GRPO step is a real one. With LoRA (the real
+    models' default; rank 8 here) the checkpoint holds the adapters in PEFT's layout, the merged model is
+    written at the end of the seed, and the teacher is the student itself with its adapters off, exactly the
+    base model after training. With full finetuning (rank 0) the checkpoint is the whole model and the base
+    stays untouched beside the trained copy."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    replies = spy_on_model_teacher(monkeypatch)
+    replies, teachers = spy_on_model_teacher(monkeypatch)
     out = tmp_path / "run"
-    sml.main(sml_args(arch, "mt-rl", out, sharded=arch == "gemma3"))
+    sml.main(sml_args(arch, "mt-rl", out, sharded=arch == "gemma3") + ["--lora-rank", str(rank)])
+    printed = capsys.readouterr().out
+    assert "memory plan:" in printed and "-> fits" in printed                    # the plan, before the first step
+    assert ("LoRA rank 8" if rank else "full finetuning") in printed
     assert replies and all(isinstance(r, str) for r in replies)      # the frozen student did teach
     results = json.loads((out / "eval.json").read_text())
     evaluate.validate_eval_json(results)
@@ -282,16 +291,31 @@ def test_sml_grpo_checkpoint_and_evaluate_end_to_end(arch, tmp_path, monkeypatch
     assert row["zero_variance_groups"] < 1 and row["student_tokens"] > 0 and row["grad_norm"] > 0   # a real step
 
     [ckpt] = (out / "seed-0" / "checkpoints").glob("step-*")
-    trained = AutoModelForCausalLM.from_pretrained(ckpt)
-    base = AutoModelForCausalLM.from_pretrained(realarch.model_folder(arch))
+    base = AutoModelForCausalLM.from_pretrained(realarch.model_folder(arch)).eval()
+    [teacher] = set(teachers)
+    ids = torch.tensor([AutoTokenizer.from_pretrained(ckpt).encode("Solve: what is 2 + 2? Explain.")])
+    if rank:
+        assert (ckpt / "adapter_config.json").exists() and not (ckpt / "model.safetensors").exists()
+        assert lora.adapters(teacher)                                # one copy: the teacher is the student
+        with lora.adapters_off(teacher):
+            assert torch.equal(teacher(input_ids=ids).logits, base(input_ids=ids).logits)
+        trained_folder = out / "seed-0" / "merged"
+        trained = AutoModelForCausalLM.from_pretrained(trained_folder).eval()
+        torch.testing.assert_close(trained(input_ids=ids).logits, teacher(input_ids=ids).logits, atol=1e-5, rtol=1e-5)
+    else:
+        assert not lora.adapters(teacher) and not (out / "seed-0" / "merged").exists()
+        assert torch.equal(teacher(input_ids=ids).logits, base(input_ids=ids).logits)   # the base, untouched
+        trained_folder = ckpt
+        trained = AutoModelForCausalLM.from_pretrained(trained_folder)
     assert type(trained).__name__ == realarch.ARCHS[arch].model_class
     assert any(not torch.equal(a, b) for a, b in zip(trained.state_dict().values(), base.state_dict().values()))
     template = (realarch.TEMPLATES / realarch.ARCHS[arch].template).read_text()
-    assert AutoTokenizer.from_pretrained(ckpt).chat_template == template
+    assert AutoTokenizer.from_pretrained(trained_folder).chat_template == template
 
-    evaluate.main(["--model", str(ckpt), "--label", "trained", "--data", str(FIXTURES / "omni_math.jsonl"),
+    evaluate.main(["--model", str(trained_folder), "--label", "trained", "--data", str(FIXTURES / "omni_math.jsonl"),
                    "--turns", "2", "--seeds", "1", "--problems", "1", "--answer-loss", "--max-turn-tokens", "10",
-                   "--max-dialogue-tokens", "400", "--device", "cpu", "--out", str(tmp_path / "eval")])
+                   "--max-dialogue-tokens", "400", "--rollout-batch", "1", "--device", "cpu",
+                   "--out", str(tmp_path / "eval")])
     results = json.loads((tmp_path / "eval" / "eval.json").read_text())
     evaluate.validate_eval_json(results)
     entry = results["trained"]["math"]
