@@ -11,6 +11,9 @@ complete. `python sml.py ... --resume --out DIR` continues from the last intact 
     seed-K/checkpoints/step-N/   weights + tokenizer + trainer_state.pt; the last two are kept
     seed-K/finished      marks a stage whose last checkpoint is final
 
+Under torchrun (distributed.py) rank 0 alone writes the folder: every writer here returns at once
+on the other ranks, which only read (checkpoints on resume).
+
 Also here, because every trainer shares them: the NaN guard, the seeded data order, and `UserError`,
 the mistakes a user can fix, which the command lines print as one sentence.
 
@@ -27,6 +30,8 @@ from pathlib import Path
 
 import torch
 
+import distributed
+
 
 class UserError(Exception):
     """A mistake the user can fix (a bad path, an unusable model, a clashing run): printed as one sentence."""
@@ -38,6 +43,8 @@ class UserError(Exception):
 
 def atomic_write(path, text: str):
     """Write a temporary file, then rename it: a killed run leaves the file whole or absent, never half."""
+    if not distributed.is_main():
+        return
     tmp = f"{path}.tmp"
     with open(tmp, "w") as f:
         f.write(text)
@@ -54,6 +61,8 @@ def write_jsonl(path, rows):
 
 def append_metrics(out: Path, row: dict):
     """One line per optimiser step, on disk before the step's checkpoint can refer to it."""
+    if not distributed.is_main():
+        return
     with open(out / "metrics.jsonl", "a") as f:
         f.write(json.dumps(row) + "\n")
         f.flush()
@@ -82,7 +91,10 @@ def data_order(n: int, seed: int) -> list[int]:
 def save_checkpoint(out: Path, step: int, model, tokenizer, optimizer, extra: dict, keep: int = 2) -> Path:
     """checkpoints/step-N in save_pretrained format (+ trainer_state.pt), written to a temporary folder
     and renamed, so a run killed at any moment leaves only whole checkpoints. `keep` newest are kept, so
-    that a checkpoint damaged after it was written still leaves an older one to resume from."""
+    that a checkpoint damaged after it was written still leaves an older one to resume from. Returns its
+    path (None on ranks other than 0, which write nothing)."""
+    if not distributed.is_main():
+        return None
     root = out / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
     final, tmp = root / f"step-{step:06d}", root / f".tmp-step-{step:06d}"
