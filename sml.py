@@ -22,11 +22,16 @@ A run writes to its folder (--out, default runs/<task>-<method>-<time>): config.
 seed, seed-K/ with metrics.jsonl, checkpoints/ (save_pretrained format) and sft_dataset.jsonl; and
 eval.json, results.md, plots and dialogues/*.jsonl. A killed run continues with --resume --out DIR.
 This is the only file that knows the whole recipe; each stage lives in its own file.
+
+    torchrun --nproc-per-node K sml.py ...   # the same recipe on K GPUs (or K CPU processes): distributed.py
+Under torchrun every rank runs this recipe on its share of the problems; rank 0 alone writes the run folder.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
+import os
 import random
 import sys
 import time
@@ -35,6 +40,7 @@ from pathlib import Path
 import torch
 
 import dialogue
+import distributed
 import evaluate
 import grpo
 import qprime
@@ -129,20 +135,33 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     t_start = time.time()
+    device = distributed.setup()          # under torchrun: join the process group (alone: nothing at all)
+    args.device = args.device or device
     random.seed(args.seed)
     torch.manual_seed(args.seed)
     config = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
-    with runfolder.lock(args.out):
+    if distributed.world() > 1:
+        config["world_size"] = distributed.world()   # each rank samples with its own seed: part of the record
+
+    def claim_folder(held):
+        held.enter_context(runfolder.lock(args.out))
         runfolder.check_resume(args.out, config, args.resume, TRAINING_KEYS)
         if not args.resume:
             write_json(args.out / "config.json", config)
-        run(args)
+    try:
+        with contextlib.ExitStack() as held:
+            distributed.on_main(lambda: claim_folder(held))   # rank 0 holds the folder; its refusal stops all
+            run(args)
+    finally:
+        distributed.cleanup()
     print(f"done in {(time.time() - t_start) / 60:.1f} min: {args.out}")
 
 
 def run(args):
     """The recipe: evaluate the base model, train each seed with args.method, evaluate it, report."""
-    base, tokenizer = evaluate.load(args.model, args.device, seed=args.seed)
+    # rank 0 first: the tiny model's first load warms it up into a cache that the other ranks then read
+    base, tokenizer = distributed.on_main(lambda: evaluate.load(args.model, args.device, seed=args.seed),
+                                          then_all=True)
     dialogue.ChatFormat(tokenizer)                       # fail now, clearly, on an unusable chat template
     teacher = make_teacher(args, base, tokenizer)
     if args.stage == "rollout":
@@ -174,7 +193,9 @@ def run(args):
             trained[name].append(entry)
         del student
     results[args.method] = {name: evaluate.combine(entries) for name, entries in trained.items()}
-    evaluate.write_report(args.out, results, n_turns_train=args.turns, trained_on=args.task if args.transfer else None)
+    if distributed.is_main():
+        evaluate.write_report(args.out, results, n_turns_train=args.turns,
+                              trained_on=args.task if args.transfer else None)
     print_curves(results, args.eval_turns)
     print(f"wrote {args.out}/eval.json, results.md" + (", plots" if any(args.out.glob("*.png")) else ""))
 
@@ -211,10 +232,13 @@ def train_one(args, student, tokenizer, teacher, problems, seed: int):
         return sft_on(student, sft.single_turn_examples(problems, tokenizer, teacher.opening), out)
     # mt-sft, sft-rl and qprime first collect dialogues with the starting model, then SFT on the successes.
     prompt = tinyworld.question_prompt if scripted(args) else qprime.question_prompt
-    injector = qprime.QuestionInjector(student, tokenizer, prompt=prompt, seed=seed) if m == "qprime" else None
+    injector = qprime.QuestionInjector(student, tokenizer, prompt=prompt, seed=distributed.rank_seed(seed)) \
+        if m == "qprime" else None
     examples = sft.collect(student, tokenizer, teacher, problems, out, group_size=args.group_size,
                            max_turns=args.turns, on_incorrect=injector, seed=seed * 1_000_003, **common)
     if injector is not None:
+        counts = distributed.all_reduce_sum(list(injector.stats.values()))   # every rank's questions
+        injector.stats = dict(zip(injector.stats, map(int, counts)))
         write_json(out / "qprime_stats.json", injector.stats)
         print(f"Q-priming: {injector.stats}")
     if m == "mt-sft":
@@ -292,9 +316,10 @@ def make_teacher(args, student, tokenizer):
     if args.teacher in ("auto", "same"):
         # The starting weights, frozen. Each seed trains its own copy (train_one), never these, so the
         # base model itself is the teacher: no second copy of a 12B model on the GPU.
-        return dialogue.ModelTeacher(student, tokenizer, seed=args.seed)
+        return dialogue.ModelTeacher(student, tokenizer, seed=distributed.rank_seed(args.seed))
     teacher_model, teacher_tok = evaluate.load(args.teacher, args.device)
-    return dialogue.ModelTeacher(teacher_model.requires_grad_(False), teacher_tok, seed=args.seed)
+    return dialogue.ModelTeacher(teacher_model.requires_grad_(False), teacher_tok,
+                                 seed=distributed.rank_seed(args.seed))
 
 
 def load_problems(args, split: str, n: int | None) -> list[tasks.Problem]:
@@ -309,10 +334,13 @@ def load_problems(args, split: str, n: int | None) -> list[tasks.Problem]:
 def stage_rollout(args, student, tokenizer, teacher, problems):
     """Roll out the starting model, print a few dialogues, save them all."""
     t0 = time.time()
-    dialogues = dialogue.rollout(student, tokenizer, problems, teacher, group_size=args.group_size,
+    dialogues = dialogue.rollout(student, tokenizer, distributed.shard(problems), teacher, group_size=args.group_size,
                                  max_turns=args.turns, max_turn_tokens=args.max_turn_tokens,
                                  max_dialogue_tokens=args.max_dialogue_tokens, temperature=args.temperature,
-                                 top_p=args.top_p, seed=args.seed, progress=True)
+                                 top_p=args.top_p, seed=distributed.rank_seed(args.seed), progress=True)
+    dialogues = distributed.gather(dialogues, unit=args.group_size)
+    for i, d in enumerate(dialogues):
+        d.group = i // args.group_size   # the problem's index in the whole list, not in this rank's share
     for d in dialogues[:: max(1, len(dialogues) // max(1, args.show))][: args.show]:
         print(d.render(), end="\n\n")
     (args.out / "dialogues").mkdir(exist_ok=True)
@@ -337,6 +365,6 @@ if __name__ == "__main__":
     try:
         main()
     except (UserError, tasks.DataError) as e:
-        sys.exit(f"error: {e}")
+        sys.exit(f"error: {e}" if os.environ.get("RANK", "0") == "0" else 1)   # torchrun: said once, by rank 0
     except KeyboardInterrupt:
         sys.exit("interrupted: everything written so far is intact; continue with --resume --out <run folder>")
