@@ -73,12 +73,12 @@ def grpo_step(tok, beta=0.0, ppo_epochs=1, advantages=ADVANTAGES, loss_norm="tok
 
 
 def nan_on_rank_1(tok) -> dict:
-    """Rank 1's loss is NaN, rank 0's is not: both must skip the step (one process: nothing is NaN)."""
+    """Rank 1's loss is NaN (with no gradient to show for it), rank 0's is not: both must skip the step."""
     model = random_llama(tok, seed=11)
     before = [p.detach().clone() for p in model.parameters()]
     real = grpo.policy_loss
     if distributed.rank() == 1:
-        grpo.policy_loss = lambda *a, **k: real(*a, **k) * float("nan")
+        grpo.policy_loss = lambda *a, **k: torch.tensor(float("nan"), requires_grad=True) * 1
     guard = runfolder.Guard()
     try:
         grpo.train_step(model, torch.optim.AdamW(model.parameters(), lr=1e-3), guard, hand_dialogues(tok),
