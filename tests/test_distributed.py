@@ -70,6 +70,8 @@ def test_a_step_on_two_ranks_is_one_process_step(case, one_process, two_ranks):
     for rank in two_ranks:
         for name, w in one["weights"].items():
             torch.testing.assert_close(rank[case]["weights"][name], w, msg=f"{case}: {name} differs")
+    for name, w in two_ranks[0][case]["weights"].items():                # the replicas never drift apart
+        assert torch.equal(two_ranks[1][case]["weights"][name], w), name
     if case == "sft":
         row = lambda rows: json.loads(rows[0])
         assert len(two_ranks[0][case]["rows"]) == 1                    # one metrics row: written by rank 0 alone
