@@ -27,6 +27,10 @@ and ranks may run different numbers of micro-batches (flat groups are skipped wh
 would wait on forever. One bucketed all-reduce after the micro-batches is what DDP does, minus
 overlapping it with the backward pass.
 
+Deviation from one process: the step's batch is the same, but each rank samples with its own seed, so a
+K-rank run is another sample of the same training process, not a replica of the one-process run (the
+one-process run is unchanged: rank 0's seed is the seed). A resume under another K is allowed.
+
 Launched without torchrun (no RANK / WORLD_SIZE in the environment), nothing here initialises a process
 group and every function is the identity of one process. Nothing else in the project imports
 torch.distributed. Backend: NCCL on CUDA (rank r on cuda:LOCAL_RANK), gloo on CPU.
@@ -46,19 +50,20 @@ import torch.distributed as dist
 RANK_SEED_STRIDE = 1_000_000_007   # rank r samples with seed + r * this: far from every seed a run derives
 
 
-def setup() -> str | None:
-    """Join torchrun's process group; returns this rank's device, or None when launched as one process."""
+def setup(device: str | None = None) -> str | None:
+    """Join torchrun's process group. Returns this rank's device: cuda:LOCAL_RANK (NCCL), or "cpu" (gloo) on a
+    machine without CUDA or when `device` asks for the CPU. Launched as one process: None, and nothing is done."""
     if int(os.environ.get("WORLD_SIZE", "1")) == 1:
         return None
     local_rank = int(os.environ["LOCAL_RANK"])
-    if torch.cuda.is_available():
-        torch.cuda.set_device(local_rank)
+    timeout = datetime.timedelta(hours=1)   # rank 0 may work alone for minutes (a warm-up, a download)
+    if torch.cuda.is_available() and (device is None or device.startswith("cuda")):
         device = f"cuda:{local_rank}"
-        # rank 0 may work alone for minutes (a tiny-model warm-up, a download) while the others wait
-        dist.init_process_group("nccl", device_id=torch.device(device), timeout=datetime.timedelta(hours=1))
+        torch.cuda.set_device(local_rank)
+        dist.init_process_group("nccl", device_id=torch.device(device), timeout=timeout)
     else:
         device = "cpu"
-        dist.init_process_group("gloo", timeout=datetime.timedelta(hours=1))
+        dist.init_process_group("gloo", timeout=timeout)
     if dist.get_rank() != 0:   # one rank speaks: the others' lines and progress bars would repeat its own
         sys.stdout = open(os.devnull, "w")
         os.environ["TQDM_DISABLE"] = "1"

@@ -135,8 +135,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     t_start = time.time()
-    device = distributed.setup()          # under torchrun: join the process group (alone: nothing at all)
-    args.device = args.device or device
+    args.device = distributed.setup(args.device) or args.device   # torchrun: join the group (alone: nothing)
     random.seed(args.seed)
     torch.manual_seed(args.seed)
     config = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
