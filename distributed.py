@@ -43,6 +43,7 @@ from __future__ import annotations
 import datetime
 import os
 import sys
+import traceback
 
 import torch
 import torch.distributed as dist
@@ -64,9 +65,10 @@ def setup(device: str | None = None) -> str | None:
     else:
         device = "cpu"
         dist.init_process_group("gloo", timeout=timeout)
-    if dist.get_rank() != 0:   # one rank speaks: the others' lines and progress bars would repeat its own
-        sys.stdout = open(os.devnull, "w")
-        os.environ["TQDM_DISABLE"] = "1"
+    if dist.get_rank() != 0:   # one rank speaks: the others' lines and progress bars would repeat its own,
+        terminal = sys.stderr  # but a crash of theirs still shows its traceback
+        sys.stdout = sys.stderr = open(os.devnull, "w")
+        sys.excepthook = lambda *exc: traceback.print_exception(*exc, file=terminal)
     return device
 
 
