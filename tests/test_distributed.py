@@ -4,6 +4,7 @@ The step-level cases live in distributed_cases.py and run twice: here in one pro
 `torchrun --standalone --nproc-per-node 2`. The recipe-level tests run sml.py under torchrun, kill it
 with SIGKILL, resume it, and compare its run folder with one process's.
 """
+import contextlib
 import json
 import os
 import signal
@@ -48,9 +49,21 @@ def cache(tmp_path_factory):
 # Steps: one process and 2 ranks on the same hand-made data.
 # ---------------------------------------------------------------------------------------------
 
+@contextlib.contextmanager
+def one_thread():
+    """One thread, as each rank has: on a busy 2-core machine two threads wait on each other (6x slower)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def one_process(tmp_path_factory):
-    return distributed_cases.run_all(tmp_path_factory.mktemp("one"))
+    with one_thread():
+        return distributed_cases.run_all(tmp_path_factory.mktemp("one"))
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +155,7 @@ def runs(cache, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("runs")
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
     forbidden = unittest.mock.Mock(side_effect=AssertionError("python sml.py initialised a process group"))
-    with unittest.mock.patch.dict(os.environ, env, clear=True), \
+    with one_thread(), unittest.mock.patch.dict(os.environ, env, clear=True), \
             unittest.mock.patch("torch.distributed.init_process_group", forbidden):
         sml.main(["--out", str(tmp / "one"), *TINY])
     one = {"out": tmp / "one", "group_initialised": forbidden.called or torch.distributed.is_initialized()}
