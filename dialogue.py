@@ -510,10 +510,11 @@ def load_model(name: str, device: str | None = None):
     try:
         tokenizer = AutoTokenizer.from_pretrained(name)
         model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype)
-    except (OSError, ValueError) as e:
-        raise UserError(f"Could not load the model {name!r} ({str(e).splitlines()[0][:120]}); pass a local "
-                        "folder in save_pretrained format, or a hub id while online (huggingface-cli login "
-                        "for gated models such as Gemma).") from None
+    except Exception as e:  # a wrong id, no network, a gated repo, a truncated or foreign weights file, ...
+        first = (str(e).splitlines() or [type(e).__name__])[0][:120]
+        raise UserError(f"Could not load the model {name!r} ({type(e).__name__}: {first}); pass a local folder in "
+                        "save_pretrained format, or a hub id while online (huggingface-cli login for gated models "
+                        "such as Gemma).") from None
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model.to(device).eval(), tokenizer

@@ -677,21 +677,21 @@ def parse_args(argv=None):
                    "'<task>-full' (tiny: always)")
     p.add_argument("--seed", type=int, help="the split's seed (default: the seed of the run the models come from, "
                    "else 0)")
-    p.add_argument("--turns", type=int, default=10, help="N at test time (the paper: 10)")
-    p.add_argument("--train-turns", type=int, default=4, help="the training horizon, marked on the plots (0: none)")
-    p.add_argument("--seeds", type=int, default=3, help="rollouts of each problem, one per seed 0..k-1")
-    p.add_argument("--temperature", type=float, default=1.0, help="0: greedy")
-    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--turns", type=runfolder.number(int, 1), default=10, help="N at test time (the paper: 10)")
+    p.add_argument("--train-turns", type=runfolder.number(int, 0), default=4, help="the training horizon, marked on the plots (0: none)")
+    p.add_argument("--seeds", type=runfolder.number(int, 1), default=3, help="rollouts of each problem, one per seed 0..k-1")
+    p.add_argument("--temperature", type=runfolder.number(float, 0), default=1.0, help="0: greedy")
+    p.add_argument("--top-p", type=runfolder.number(float, high=1, above=0), default=1.0)
     p.add_argument("--teacher", default="auto", help="auto: scripted in the tiny world, else the first --model (frozen) "
                    "teaches every student; same: each student its own copy; scripted; or a hub id / folder")
-    p.add_argument("--problems", type=int, help="how many test problems (default: 200 tiny, all else)")
+    p.add_argument("--problems", type=runfolder.number(int, 1), help="how many test problems (default: 200 tiny, all else)")
     p.add_argument("--judge", help="a local chat model that classifies turn types (default: rules)")
     p.add_argument("--answer-loss", action="store_true", help="also compute Fig. 3's loss on the correct answer, on "
                    "contexts from the first model's dialogues")
     p.add_argument("--trained-on", choices=["math", "code"], help="the task the models were trained on: adds "
                    "the transfer table (Fig. 4), e.g. --task code --trained-on math")
-    p.add_argument("--max-turn-tokens", type=int, help="default: 48 for tiny data, 1024 otherwise")
-    p.add_argument("--max-dialogue-tokens", type=int,
+    p.add_argument("--max-turn-tokens", type=runfolder.number(int, 1), help="default: 48 for tiny data, 1024 otherwise")
+    p.add_argument("--max-dialogue-tokens", type=runfolder.number(int, 1),
                    help="default: 1024 for tiny data, 16384 otherwise (twice sml.py's training budget: N = 10 turns)")
     p.add_argument("--device")
     p.add_argument("--out", help="default: runs/eval-<task>-<time>")
@@ -723,7 +723,7 @@ def main(argv=None) -> dict:
     eval_tasks = load_eval_tasks(args.task, args.data, args.dataset, args.sharded_data, args.problems, seed)
     if not tiny:
         check_splits(eval_tasks, runs)
-    (args.out / "dialogues").mkdir(parents=True, exist_ok=True)
+    runfolder.make_folder(args.out / "dialogues")
     judge = JudgeClassifier(*load(args.judge, args.device)) if args.judge else None
     teacher_model = None   # (model, tokenizer) of an LLM teacher shared by every student
     if args.teacher not in ("auto", "same", "scripted"):

@@ -21,7 +21,9 @@ the mistakes a user can fix, which the command lines print as one sentence.
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
+import errno
 import json
 import os
 import random
@@ -35,6 +37,35 @@ import distributed
 
 class UserError(Exception):
     """A mistake the user can fix (a bad path, an unusable model, a clashing run): printed as one sentence."""
+
+
+def number(kind=int, low=None, high=None, above=None):
+    """An argparse type for a number in [low, high] (or > above), checked before any model is loaded:
+    argparse then names the flag in a one-line error ("argument --turns: 0 is below 1")."""
+    def parse(text: str):
+        try:
+            x = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+        if low is not None and x < low:
+            raise argparse.ArgumentTypeError(f"{text} is below {low}")
+        if high is not None and x > high:
+            raise argparse.ArgumentTypeError(f"{text} is above {high}")
+        if above is not None and x <= above:
+            raise argparse.ArgumentTypeError(f"{text} must be above {above}")
+        return x
+    return parse
+
+
+def make_folder(out: Path) -> Path:
+    """Create the run folder, or say in one sentence why it can't be (a file in the way, no permission)."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"Cannot use {out} as the output folder ({e.strerror or e}); pass another --out.") from None
+    if not os.access(out, os.W_OK):
+        raise UserError(f"Cannot write to the output folder {out}; pass another --out.")
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -99,12 +130,21 @@ def save_checkpoint(out: Path, step: int, model, tokenizer, optimizer, extra: di
     root.mkdir(parents=True, exist_ok=True)
     final, tmp = root / f"step-{step:06d}", root / f".tmp-step-{step:06d}"
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    torch.save({"step": step, "optimizer": optimizer.state_dict(), "extra": extra,
-                "rng": {"python": random.getstate(), "torch": torch.get_rng_state(),
-                        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}},
-               tmp / "trainer_state.pt")
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        torch.save({"step": step, "optimizer": optimizer.state_dict(), "extra": extra,
+                    "rng": {"python": random.getstate(), "torch": torch.get_rng_state(),
+                            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}},
+                   tmp / "trainer_state.pt")
+    except (OSError, RuntimeError) as e:   # torch.save reports a full disk as a RuntimeError
+        shutil.rmtree(tmp, ignore_errors=True)
+        before = latest_checkpoint(out)
+        full = isinstance(e, OSError) and e.errno == errno.ENOSPC or "No space left" in str(e)
+        raise UserError(f"Could not write checkpoint step-{step} in {root} ("
+                        + ("the disk is full" if full else str(e).splitlines()[0][:100]) + "); "
+                        + (f"the previous one, {before.name}, is intact: " if before else "")
+                        + "free some space and run again with --resume.") from None
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
     for old in sorted(root.glob("step-*"))[:-keep]:
@@ -205,7 +245,7 @@ def lock(out: Path):
     """Hold out/.lock for the whole run. A second run on the same folder is refused at once (two runs
     appending to one metrics.jsonl interleave their steps). The lock dies with its process, kill -9 too."""
     import fcntl
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     fd = os.open(out / ".lock", os.O_CREAT | os.O_RDWR, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

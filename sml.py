@@ -48,7 +48,7 @@ import runfolder
 import sft
 import tasks
 import tinyworld
-from runfolder import UserError, write_json
+from runfolder import UserError, number, write_json
 
 TINY_CODE_PROBLEMS = 320
 METHODS = ["mt-rl", "mt-sft", "st-rl", "st-rl-g32", "st-sft", "qprime", "sft-rl"]
@@ -76,31 +76,31 @@ def parse_args(argv=None):
                    help="also evaluate on the other task (Fig. 4): its tiny test set, or --transfer-data")
     p.add_argument("--transfer-data", default=None,
                    help="the other task's evaluation data (a path or 'hub'; omni-math for math, livecodebench for code)")
-    p.add_argument("--turns", type=int, default=4, help="N in training (the paper: 4)")
-    p.add_argument("--eval-turns", type=int, default=10, help="N at evaluation (the paper: 10)")
-    p.add_argument("--group-size", type=int, default=8, help="g, dialogues per problem (the paper: 8)")
-    p.add_argument("--batch-problems", type=int, default=8, help="B, problems per GRPO step")
-    p.add_argument("--gamma", type=float, default=0.7, help="discount over turns (the paper: 0.7)")
-    p.add_argument("--beta", type=float, default=None,
+    p.add_argument("--turns", type=number(int, 1), default=4, help="N in training (the paper: 4)")
+    p.add_argument("--eval-turns", type=number(int, 1), default=10, help="N at evaluation (the paper: 10)")
+    p.add_argument("--group-size", type=number(int, 1), default=8, help="g, dialogues per problem (the paper: 8)")
+    p.add_argument("--batch-problems", type=number(int, 1), default=8, help="B, problems per GRPO step")
+    p.add_argument("--gamma", type=number(float, 0, 1), default=0.7, help="discount over turns (the paper: 0.7)")
+    p.add_argument("--beta", type=number(float, 0), default=None,
                    help="KL weight to the starting policy (default: 0.1 for tiny, 0 otherwise; the paper: 0)")
-    p.add_argument("--ppo-epochs", type=int, default=1, help="optimiser steps per batch (>1 adds ratio clipping)")
-    p.add_argument("--lr", type=float, default=None, help="default: 2e-4 for tiny, 1e-6 otherwise")
-    p.add_argument("--warmup-steps", type=int, default=10, help="linear learning-rate warm-up of GRPO")
+    p.add_argument("--ppo-epochs", type=number(int, 1), default=1, help="optimiser steps per batch (>1 adds ratio clipping)")
+    p.add_argument("--lr", type=number(float, above=0), default=None, help="default: 2e-4 for tiny, 1e-6 otherwise")
+    p.add_argument("--warmup-steps", type=number(int, 0), default=10, help="linear learning-rate warm-up of GRPO")
     p.add_argument("--loss-norm", choices=["token", "sequence"], default="token",
                    help="GRPO loss: token-mean over the batch (default) or mean of per-dialogue means")
-    p.add_argument("--micro-batch", type=int, default=None, help="sequences per backward (default 64 tiny, 4 otherwise)")
-    p.add_argument("--problems", type=int, default=None, help="training problems (default: all 1278 tiny math, 320 tiny code, 2000)")
-    p.add_argument("--eval-problems", type=int, default=None, help="evaluation problems (default: 200 tiny, 500)")
-    p.add_argument("--seeds", type=int, default=1, help="training seeds (the paper: 3, for 95%% CIs)")
-    p.add_argument("--eval-seeds", type=int, default=3,
+    p.add_argument("--micro-batch", type=number(int, 1), default=None, help="sequences per backward (default 64 tiny, 4 otherwise)")
+    p.add_argument("--problems", type=number(int, 1), default=None, help="training problems (default: all 1278 tiny math, 320 tiny code, 2000)")
+    p.add_argument("--eval-problems", type=number(int, 1), default=None, help="evaluation problems (default: 200 tiny, 500)")
+    p.add_argument("--seeds", type=number(int, 1), default=1, help="training seeds (the paper: 3, for 95%% CIs)")
+    p.add_argument("--eval-seeds", type=number(int, 1), default=3,
                    help="sampling seeds of the base model's evaluation, so that it has a CI too")
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--top-p", type=float, default=1.0)
-    p.add_argument("--max-turn-tokens", type=int, default=None, help="default: 48 for tiny, 1024 otherwise")
-    p.add_argument("--max-dialogue-tokens", type=int, default=None, help="default: 512 for tiny, 8192 otherwise")
-    p.add_argument("--save-every", type=int, default=50, help="checkpoint every K steps")
+    p.add_argument("--temperature", type=number(float, 0), default=1.0, help="0: greedy")
+    p.add_argument("--top-p", type=number(float, high=1, above=0), default=1.0)
+    p.add_argument("--max-turn-tokens", type=number(int, 1), default=None, help="default: 48 for tiny, 1024 otherwise")
+    p.add_argument("--max-dialogue-tokens", type=number(int, 1), default=None, help="default: 512 for tiny, 8192 otherwise")
+    p.add_argument("--save-every", type=number(int, 1), default=50, help="checkpoint every K steps")
     p.add_argument("--judge", default=None, help="a local chat model that classifies turn types (default: rules)")
-    p.add_argument("--show", type=int, default=4, help="dialogues to print")
+    p.add_argument("--show", type=number(int, 0), default=4, help="dialogues to print")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None)
     p.add_argument("--out", default=None)
@@ -158,21 +158,23 @@ def main(argv=None):
 
 def run(args):
     """The recipe: evaluate the base model, train each seed with args.method, evaluate it, report."""
+    # the data first: a bad path or an empty file is said before minutes go into loading a model
+    train_problems = load_problems(args, "train", n=16 if args.stage == "rollout" else args.problems)
+    test_problems = eval_problems(args) if args.stage == "all" else {}
     # rank 0 first: the tiny model's first load warms it up into a cache that the other ranks then read
     base, tokenizer = distributed.on_main(lambda: evaluate.load(args.model, args.device, seed=args.seed),
                                           then_all=True)
-    dialogue.ChatFormat(tokenizer)                       # fail now, clearly, on an unusable chat template
+    chat = dialogue.ChatFormat(tokenizer)                # fail now, clearly, on an unusable chat template
     teacher = make_teacher(args, base, tokenizer)
     if args.stage == "rollout":
-        stage_rollout(args, base, tokenizer, teacher, load_problems(args, "train", n=16))
+        stage_rollout(args, base, tokenizer, teacher, train_problems)
         return
-    chat = dialogue.ChatFormat(tokenizer)
-    train_problems = dialogue.fit_context(load_problems(args, "train", n=args.problems), teacher, chat,
-                                          args.max_dialogue_tokens, args.max_turn_tokens, "training problems")
+    train_problems = dialogue.fit_context(train_problems, teacher, chat, args.max_dialogue_tokens,
+                                          args.max_turn_tokens, "training problems")
     if args.method in GRPO_METHODS and len(train_problems) // args.batch_problems == 0:
         raise UserError(f"{len(train_problems)} training problems make no GRPO step of --batch-problems "
                         f"{args.batch_problems}; pass more --problems or a smaller --batch-problems.")
-    suites = eval_suites(args, teacher, chat)
+    suites = eval_suites(args, test_problems, teacher, chat)
     print(f"run folder: {args.out}\nevaluating the base model on {', '.join(suites)} (N = {args.eval_turns})")
     base_results, base_dialogues = run_eval(args, base, tokenizer, suites, "base", range(args.eval_seeds), {})
     # Fig. 3's contexts: the base model's first-seed dialogues of the main task, the same for every model
@@ -258,19 +260,25 @@ def done(out: Path) -> Path | None:
 # Evaluation suites, teachers, data.
 # ---------------------------------------------------------------------------------------------
 
-def eval_suites(args, teacher, chat) -> dict:
-    """{eval task name: (problems, teacher, sharded)}: evaluate.py's held-out tasks, fully specified with
-    the run's teacher, sharded with the lazy user and the same problems fully specified in one turn
-    (Table 1). Code is evaluated on LiveCodeBench. With --transfer, the other task too (Fig. 4), with
-    its own scripted teacher in the tiny world."""
+def eval_problems(args) -> dict:
+    """{eval task name: problems}: evaluate.py's held-out tasks (Code is evaluated on LiveCodeBench), and with
+    --transfer the other task's too (Fig. 4)."""
     name = None if args.data == "tiny" else "livecodebench" if args.task == "code" else (args.dataset or "omni-math")
     problems = evaluate.load_eval_tasks(args.task, args.eval_data or args.data, name, args.sharded_data,
                                         args.eval_problems, args.seed)
-    teachers = {args.task: teacher}
     if args.transfer:
         other = "code" if args.task == "math" else "math"
         problems.update(evaluate.load_eval_tasks(other, args.transfer_data or "tiny", None, None,
                                                  args.eval_problems, args.seed))
+    return problems
+
+
+def eval_suites(args, problems, teacher, chat) -> dict:
+    """{eval task name: (problems, teacher, sharded)}: the fully specified tasks with the run's teacher (the
+    transfer task with its own scripted teacher in the tiny world), the sharded ones with the lazy user and the
+    same problems fully specified in one turn (Table 1); problems that don't fit the context are skipped."""
+    teachers = {args.task: teacher}
+    for other in {k.split("-")[0] for k in problems} - {args.task}:
         teachers[other] = tinyworld.scripted_teacher(other) if scripted(args) else teacher
     suites = {}
     for k, v in problems.items():

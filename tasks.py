@@ -226,6 +226,9 @@ def load_opencodeinstruct(path: str | None = None, n: int | None = None, seed: i
                 break
     else:
         rows = _read_rows(path)
+    if rows and "unit_tests" not in rows[0][1] and "public_test_cases" in rows[0][1]:
+        raise DataError(f"{path} holds LiveCodeBench problems, but code training data (--task code --data) is read "
+                        "as OpenCodeInstruct; pass LiveCodeBench with --eval-data instead.")
     problems, unjudgeable = [], 0
     for i, (where, row) in enumerate(rows):
         tests = _decode_unit_tests(_get(row, "unit_tests", (str, list), where), where)
@@ -309,16 +312,19 @@ def load_task(name: str, path: str | None = None, split: str = "train", n: int |
     (they have no split: `split` is ignored); with `n`, the first n (a seeded sample for OpenCodeInstruct)."""
     if name in ("tiny", "tiny-code"):
         return tiny_problems("code" if name == "tiny-code" else "math", split, n, seed)
-    if name == "omni-math":
+    if name == "opencodeinstruct":
+        problems = load_opencodeinstruct(path, n, seed)
+    elif name == "omni-math":
         problems = load_omni_math(path, split, seed=seed)   # already a seeded shuffle: the first n are a sample
     elif name == "livecodebench":
         problems = load_livecodebench(path)
-    elif name == "opencodeinstruct":
-        return load_opencodeinstruct(path, n, seed)
     elif name in ("lic-math", "lic-code"):
         problems = load_lost_in_conversation(path, name.removeprefix("lic-"))
     else:
         raise ValueError(f"Unknown dataset {name!r}: choose one of {', '.join(DATASETS)}.")
+    if not problems:
+        raise DataError(f"{path or 'The hub file'} holds no {name} problems (an empty file, or an empty list); "
+                        "pass a file that holds some.")
     return problems[:n] if n is not None else problems
 
 

@@ -10,6 +10,7 @@ import pytest
 import evaluate
 import runfolder
 import sml
+import tasks
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--problems", "8", "--batch-problems", "4", "--group-size", "2", "--turns", "2", "--eval-turns", "3",
@@ -123,3 +124,33 @@ def test_run_folder_guards(tmp_path):
     with runfolder.lock(out):                                                       # another run holds the folder
         with pytest.raises(runfolder.UserError, match="Another run"):
             sml.main(["--out", str(out), "--resume", *TINY])
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--turns", "0"], "argument --turns: 0 is below 1"),
+    (["--problems", "-3"], "argument --problems: -3 is below 1"),
+    (["--lr", "0"], "argument --lr: 0 must be above 0"),
+    (["--top-p", "1.5"], "argument --top-p: 1.5 is above 1"),
+    (["--eval-turns", "ten"], "argument --eval-turns: 'ten' is not an integer"),
+])
+def test_bad_numbers_are_one_sentence_before_anything_loads(args, message, capsys):
+    with pytest.raises(SystemExit):
+        sml.parse_args(args)
+    assert message in capsys.readouterr().err
+
+
+def test_data_is_checked_before_the_model_is_loaded(tmp_path, monkeypatch):
+    empty = tmp_path / "omni.jsonl"
+    empty.write_text("")
+    monkeypatch.setattr(evaluate, "load", lambda *a, **k: pytest.fail("the model was loaded before the data"))
+    with pytest.raises(tasks.DataError, match="holds no omni-math problems"):
+        sml.main(["--data", str(empty), "--model", "some/model", "--out", str(tmp_path / "run")])
+
+
+def test_an_output_path_that_is_a_file_is_one_sentence(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    with pytest.raises(runfolder.UserError, match="Cannot use .* as the output folder"):
+        sml.main(["--out", str(blocker / "run"), *TINY])
+    with pytest.raises(runfolder.UserError, match="Cannot use .* as the output folder"):
+        evaluate.main(["--out", str(blocker / "eval"), "--problems", "2"])

@@ -373,3 +373,13 @@ def test_opencodeinstruct_splits_public_and_private_asserts_and_skips_unjudgeabl
     [p] = tasks.load_opencodeinstruct(str(path))
     assert p.id == "oci-a" and [t["public"] for t in p.tests] == [True, True, False]
     assert "skipped 1 OpenCodeInstruct problem(s)" in capsys.readouterr().out
+
+
+def test_empty_datasets_and_misplaced_livecodebench_are_one_sentence(tmp_path):
+    (tmp_path / "empty.jsonl").write_text("\n")
+    (tmp_path / "lic.json").write_text("[]")
+    for name, path in [("omni-math", "empty.jsonl"), ("livecodebench", "empty.jsonl"), ("lic-math", "lic.json")]:
+        with pytest.raises(tasks.DataError, match="holds no"):
+            tasks.load_task(name, str(tmp_path / path))
+    with pytest.raises(tasks.DataError, match="LiveCodeBench with --eval-data"):
+        tasks.load_task("opencodeinstruct", os.path.join(FIX, "livecodebench.jsonl"))
