@@ -46,6 +46,7 @@ import torch
 from tqdm.auto import tqdm
 
 import dialogue
+import distributed
 import grpo
 import runfolder
 import tasks
@@ -169,15 +170,23 @@ def evaluate(model, tokenizer, problems, teacher, *, n_turns: int = 10, seeds=(0
 
 def rollouts(model, tokenizer, problems, teacher, *, n_turns, seeds, temperature, top_p, max_turn_tokens,
              max_dialogue_tokens, chat=None, progress=True, desc="eval", max_batch_tokens=None) -> list[list]:
-    """One rollout of every problem per seed: [[Dialogue] per seed]."""
+    """One rollout of every problem per seed: [[Dialogue] per seed]. Under torchrun each rank rolls out its
+    share of the problems with its own seed, and every rank gets all the dialogues back, in problem order."""
     seeds = list(seeds)
     if temperature == 0 and len(seeds) > 1:
         print(f"note: greedy decoding gives every seed the same student turns; running all {len(seeds)} seeds anyway")
-    return [dialogue.rollout(model, tokenizer, problems, teacher, group_size=1, max_turns=n_turns,
-                             max_turn_tokens=max_turn_tokens, max_dialogue_tokens=max_dialogue_tokens,
-                             temperature=temperature, top_p=top_p, seed=seed, chat=chat, progress=progress,
-                             max_batch_tokens=max_batch_tokens)
-            for seed in tqdm(seeds, desc=desc, disable=not progress, dynamic_ncols=True)]
+    by_seed = []
+    for seed in tqdm(seeds, desc=desc, disable=not progress, dynamic_ncols=True):
+        mine = dialogue.rollout(model, tokenizer, distributed.shard(problems), teacher, group_size=1,
+                                max_turns=n_turns, max_turn_tokens=max_turn_tokens,
+                                max_dialogue_tokens=max_dialogue_tokens, temperature=temperature, top_p=top_p,
+                                seed=distributed.rank_seed(seed), chat=chat, progress=progress,
+                                max_batch_tokens=max_batch_tokens)
+        dialogues = distributed.gather(mine)
+        for i, d in enumerate(dialogues):
+            d.group = i                  # the problem's index in the whole list, not in this rank's share
+        by_seed.append(dialogues)
+    return by_seed
 
 
 def success_entry(by_seed: list[list], n_turns: int, seeds) -> dict:
@@ -273,7 +282,7 @@ def answer_loss_by_turn(model, tokenizer, contexts, n_turns: int, batch_size: in
     chat = dialogue.ChatFormat(tokenizer, check=False)
     device = next(model.parameters()).device
     examples = []
-    for t, context, problem in contexts:
+    for t, context, problem in distributed.shard(contexts):   # torchrun: this rank's share; the sums are added
         ids, mask = answer_tokens(chat, problem.answer)
         examples.append((t, (context + ids, [0] * len(context) + mask)))
     examples.sort(key=lambda e: len(e[1][0]))   # similar lengths in a batch: less padding
@@ -286,6 +295,8 @@ def answer_loss_by_turn(model, tokenizer, contexts, n_turns: int, batch_size: in
         for (t, _), value in zip(batch, nll.tolist()):
             sums[t - 1] += value
             counts[t - 1] += 1
+    totals = distributed.all_reduce_sum(sums + counts)
+    sums, counts = totals[:n_turns], totals[n_turns:]
     return [s / c if c else None for s, c in zip(sums, counts)]
 
 

@@ -48,6 +48,9 @@ Implementation details, one by one:
  10. The learning rate rises linearly over the first `warmup_steps` steps: Adam's first updates are
      large and noisy, and on a small model one of them can collapse the policy. A step whose loss or
      gradient is NaN/inf is skipped and counted (runfolder.Guard); K in a row stop the run.
+ 10. Under `torchrun --nproc-per-node K` each rank rolls out 1/K of the batch's problems and backpropagates
+     1/K of its dialogues; the dialogues are gathered and the gradients summed (distributed.py), so rewards,
+     advantages, the denominator of detail 3, the NaN guard's decision and the step are those of one process.
 Deviations: single-turn baselines (N = 1) use the same code with max_turns = 1; the paper's exact
 optimiser settings are not given, ours are AdamW with the CLI's --lr and gradient clipping at 1.0.
 """
@@ -64,6 +67,7 @@ from torch.utils.checkpoint import checkpoint
 
 import dialogue
 import lora
+import distributed
 import runfolder
 
 
@@ -126,9 +130,10 @@ def train(student, tokenizer, teacher, problems, out: Path, *, batch_problems: i
     out.mkdir(parents=True, exist_ok=True)
     device = next(student.parameters()).device
     chat = dialogue.ChatFormat(tokenizer)
-    optimizer = torch.optim.AdamW([p for p in student.parameters() if p.requires_grad], lr=lr,
-                                  betas=(0.9, 0.99), weight_decay=0.0)
-    reference = reference_policy(student) if beta > 0 else None   # before resume: the stage's start
+    trainable = [p for p in student.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=lr, betas=(0.9, 0.99), weight_decay=0.0)
+    distributed.broadcast_parameters(trainable)     # torchrun: every rank starts from rank 0's student
+    reference = reference_policy(student) if beta > 0 else None   # after the broadcast: the stage's start
     order = runfolder.data_order(len(problems), seed)
     n_steps = len(problems) // batch_problems
     if max_steps is not None:
@@ -144,11 +149,14 @@ def train(student, tokenizer, teacher, problems, out: Path, *, batch_problems: i
             g["lr"] = lr * min(1.0, (step + 1) / max(1, warmup_steps))
         t0 = time.time()
         student.eval()
-        dialogues = dialogue.rollout(student, tokenizer, batch, teacher, group_size=group_size,
+        # torchrun: each rank rolls out its share of the batch's problems with its own seed, then every
+        # rank gets the whole batch back, in order, for the rewards, advantages and metrics below
+        dialogues = dialogue.rollout(student, tokenizer, distributed.shard(batch), teacher, group_size=group_size,
                                      max_turns=max_turns, max_turn_tokens=max_turn_tokens,
                                      max_dialogue_tokens=max_dialogue_tokens, temperature=temperature,
-                                     top_p=top_p, seed=seed * 100_003 + step, chat=chat,
+                                     top_p=top_p, seed=distributed.rank_seed(seed * 100_003 + step), chat=chat,
                                      max_batch_tokens=max_batch_tokens)
+        dialogues = distributed.gather(dialogues, unit=group_size)
         t_rollout = time.time() - t0
         rewards = torch.tensor([trajectory_reward(d.success_turn, gamma) for d in dialogues])  # (B*g,)
         scored = torch.tensor([not d.truncated for d in dialogues])                            # (B*g,)
@@ -165,7 +173,7 @@ def train(student, tokenizer, teacher, problems, out: Path, *, batch_problems: i
                         flat=f"{flat:.2f}", loss=f"{row['loss']:.3f}", ent=f"{row['entropy']:.2f}")
         if (step + 1) % save_every == 0 or step + 1 == n_steps:
             runfolder.save_checkpoint(out, step + 1, student, tokenizer, optimizer, {"method": "grpo"})
-    (out / "finished").write_text(str(n_steps))     # --resume skips a stage that has this marker
+    runfolder.atomic_write(out / "finished", str(n_steps))     # --resume skips a stage that has this marker
     student.eval()
     return student
 
@@ -186,7 +194,9 @@ def train_step(model, optimizer, guard, dialogues, advantages, pad_id, device, r
 
     The loss is over the dialogues that have a reward (not cut by the context), and so is its denominator
     (detail 3). With beta = 0 a zero-advantage dialogue adds exactly 0, so it is skipped (detail 4).
-    `reference` is what reference_policy returns."""
+    `reference` is what reference_policy returns.
+    Under torchrun every rank holds the whole batch and backpropagates its share of the dialogues; their
+    gradients and losses are summed (distributed.py), so the step is the one of one process on the batch."""
     scored = [i for i, d in enumerate(dialogues) if not d.truncated]
     n_tokens = sum(sum(dialogues[i].student_mask) for i in scored)
     stats = {"loss": 0.0, "grad_norm": 0.0, "entropy": float("nan"), "student_tokens": n_tokens,
@@ -194,7 +204,8 @@ def train_step(model, optimizer, guard, dialogues, advantages, pad_id, device, r
     train_on = scored if beta > 0 else [i for i in scored if advantages[i] != 0]
     if not train_on or n_tokens == 0:              # every group flat and no KL: nothing to learn from
         return stats
-    micro = [train_on[i:i + micro_batch] for i in range(0, len(train_on), micro_batch)]
+    mine = distributed.shard(train_on)             # torchrun: this rank's share (may be none at all)
+    micro = [mine[i:i + micro_batch] for i in range(0, len(mine), micro_batch)]
     batches = [batch_tensors([(dialogues[i].ids, dialogues[i].student_mask) for i in mb], pad_id, device)
                for mb in micro]                    # padded once, reused by every pass below
     old = ref = [None] * len(micro)
@@ -217,8 +228,11 @@ def train_step(model, optimizer, guard, dialogues, advantages, pad_id, device, r
             total += loss.item()
             if epoch == 0:
                 ent_sum, ent_tokens = ent_sum + (ent * mask).sum().item(), ent_tokens + mask.sum().item()
+        distributed.all_reduce_grads(model.parameters())   # K ranks: one process's gradient on the whole batch
+        total = distributed.all_reduce_sum(total)           # ... and its loss: the NaN guard decides alike on all
         stats["grad_norm"] = guard.step(model, optimizer, total)
         stats["loss"] = total
+    ent_sum, ent_tokens = distributed.all_reduce_sum([ent_sum, ent_tokens])
     stats["entropy"] = ent_sum / max(1.0, ent_tokens)
     model.eval()
     return stats

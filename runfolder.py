@@ -13,6 +13,9 @@ rename), so a run killed at any moment leaves each file whole or absent. Checkpo
     seed-K/finished      marks a stage whose last checkpoint is final
     seed-K/merged/       a LoRA run's trained model, adapters merged, in save_pretrained format (sml.py)
 
+Under torchrun (distributed.py) rank 0 alone writes the folder: every writer here returns at once
+on the other ranks, which only read (checkpoints on resume).
+
 Also here, because every trainer shares them: the NaN guard, the seeded data order, and `UserError`,
 the mistakes a user can fix, which the command lines print as one sentence.
 
@@ -32,6 +35,7 @@ from pathlib import Path
 import torch
 
 import lora
+import distributed
 
 
 class UserError(Exception):
@@ -73,6 +77,8 @@ def make_folder(out: Path) -> Path:
 
 def atomic_write(path, text: str):
     """Write a temporary file, then rename it: a killed run leaves the file whole or absent, never half."""
+    if not distributed.is_main():
+        return
     tmp = f"{path}.tmp"
     with open(tmp, "w") as f:
         f.write(text)
@@ -89,6 +95,8 @@ def write_jsonl(path, rows):
 
 def append_metrics(out: Path, row: dict):
     """One line per optimiser step, on disk before the step's checkpoint can refer to it."""
+    if not distributed.is_main():
+        return
     with open(out / "metrics.jsonl", "a") as f:
         f.write(json.dumps(row) + "\n")
         f.flush()
@@ -117,7 +125,10 @@ def data_order(n: int, seed: int) -> list[int]:
 def save_checkpoint(out: Path, step: int, model, tokenizer, optimizer, extra: dict, keep: int = 2) -> Path:
     """checkpoints/step-N in save_pretrained format (+ trainer_state.pt), written to a temporary folder
     and renamed, so a run killed at any moment leaves only whole checkpoints. `keep` newest are kept, so
-    that a checkpoint damaged after it was written still leaves an older one to resume from."""
+    that a checkpoint damaged after it was written still leaves an older one to resume from. Returns its
+    path (None on ranks other than 0, which write nothing)."""
+    if not distributed.is_main():
+        return None
     root = out / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
     final, tmp = root / f"step-{step:06d}", root / f".tmp-step-{step:06d}"

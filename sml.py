@@ -34,11 +34,16 @@ PEFT's layout, enough to resume), merged/ (a LoRA run's trained model, adapters 
 format: for plain transformers and evaluate.py) and sft_dataset.jsonl; and eval.json, results.md, plots
 and dialogues/*.jsonl. A killed run continues with --resume --out DIR.
 This is the only file that knows the whole recipe; each stage lives in its own file.
+
+    torchrun --nproc-per-node K sml.py ...   # the same recipe on K GPUs (or K CPU processes): distributed.py
+Under torchrun every rank runs this recipe on its share of the problems; rank 0 alone writes the run folder.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
+import os
 import random
 import sys
 import time
@@ -47,6 +52,7 @@ from pathlib import Path
 import torch
 
 import dialogue
+import distributed
 import evaluate
 import grpo
 import lora
@@ -162,14 +168,24 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     t_start = time.time()
+    args.device = distributed.setup(args.device) or args.device   # torchrun: join the group (alone: nothing)
     random.seed(args.seed)
     torch.manual_seed(args.seed)
     config = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
-    with runfolder.lock(args.out):
+    if distributed.world() > 1:
+        config["world_size"] = distributed.world()   # each rank samples with its own seed: part of the record
+
+    def claim_folder(held):
+        held.enter_context(runfolder.lock(args.out))
         runfolder.check_resume(args.out, config, args.resume, TRAINING_KEYS)
         if not args.resume:
             write_json(args.out / "config.json", config)
-        run(args)
+    try:
+        with contextlib.ExitStack() as held:
+            distributed.on_main(lambda: claim_folder(held))   # rank 0 holds the folder; its refusal stops all
+            run(args)
+    finally:
+        distributed.cleanup()
     print(f"done in {(time.time() - t_start) / 60:.1f} min: {args.out}")
 
 
@@ -178,7 +194,9 @@ def run(args):
     # the data first: a bad path or an empty file is said before minutes go into loading a model
     train_problems = load_problems(args, "train", n=16 if args.stage == "rollout" else args.problems)
     test_problems = eval_problems(args) if args.stage == "all" else {}
-    base, tokenizer = evaluate.load(args.model, args.device, seed=args.seed)
+    # rank 0 first: the tiny model's first load warms it up into a cache that the other ranks then read
+    base, tokenizer = distributed.on_main(lambda: evaluate.load(args.model, args.device, seed=args.seed),
+                                          then_all=True)
     chat = dialogue.ChatFormat(tokenizer)                # fail now, clearly, on an unusable chat template
     if args.lora_rank:        # one copy of the weights: adapters on = the student, off = the teacher and reference
         lora.add_lora(base, rank=args.lora_rank, alpha=args.lora_alpha, targets=args.lora_targets, seed=args.seed)
@@ -212,14 +230,17 @@ def run(args):
     for k in range(args.seeds):
         seed = args.seed + k
         student = train_one(args, fresh_student(base, seed), tokenizer, teacher, train_problems, seed)
-        if lora.adapters(student) and not (args.out / f"seed-{seed}" / "merged").exists():
-            lora.save_merged(student, tokenizer, args.out / f"seed-{seed}" / "merged")   # for plain transformers
+        merged = args.out / f"seed-{seed}" / "merged"
+        if lora.adapters(student) and distributed.is_main() and not merged.exists():
+            lora.save_merged(student, tokenizer, merged)   # for plain transformers
         entries, _ = run_eval(args, student, tokenizer, suites, f"{args.method}-seed{seed}", [seed], contexts)
         for name, entry in entries.items():
             trained[name].append(entry)
         del student
     results[args.method] = {name: evaluate.combine(entries) for name, entries in trained.items()}
-    evaluate.write_report(args.out, results, n_turns_train=args.turns, trained_on=args.task if args.transfer else None)
+    if distributed.is_main():
+        evaluate.write_report(args.out, results, n_turns_train=args.turns,
+                              trained_on=args.task if args.transfer else None)
     print_curves(results, args.eval_turns)
     print(f"wrote {args.out}/eval.json, results.md" + (", plots" if any(args.out.glob("*.png")) else ""))
 
@@ -270,11 +291,14 @@ def train_one(args, student, tokenizer, teacher, problems, seed: int):
         return sft_on(student, sft.single_turn_examples(problems, tokenizer, teacher.opening), out)
     # mt-sft, sft-rl and qprime first collect dialogues with the starting model, then SFT on the successes.
     prompt = tinyworld.question_prompt if scripted(args) else qprime.question_prompt
-    injector = qprime.QuestionInjector(student, tokenizer, prompt=prompt, seed=seed,
-                                       max_batch_tokens=args.max_batch_tokens) if m == "qprime" else None
+    injector = qprime.QuestionInjector(student, tokenizer, prompt=prompt, seed=distributed.rank_seed(seed),
+                                       max_batch_tokens=args.max_batch_tokens) \
+        if m == "qprime" else None
     examples = sft.collect(student, tokenizer, teacher, problems, out, group_size=args.group_size,
                            max_turns=args.turns, on_incorrect=injector, seed=seed * 1_000_003, **common)
     if injector is not None:
+        counts = distributed.all_reduce_sum(list(injector.stats.values()))   # every rank's questions
+        injector.stats = dict(zip(injector.stats, map(int, counts)))
         write_json(out / "qprime_stats.json", injector.stats)
         print(f"Q-priming: {injector.stats}")
     if m == "mt-sft":
@@ -359,9 +383,10 @@ def make_teacher(args, student, tokenizer):
     if args.teacher in ("auto", "same"):
         # The starting weights, frozen: the base model itself, which either trains only adapters that the
         # teacher switches off, or stays untouched beside each seed's deep copy (fresh_student).
-        return dialogue.ModelTeacher(student, tokenizer, seed=args.seed)
+        return dialogue.ModelTeacher(student, tokenizer, seed=distributed.rank_seed(args.seed))
     teacher_model, teacher_tok = evaluate.load(args.teacher, args.device)
-    return dialogue.ModelTeacher(teacher_model.requires_grad_(False), teacher_tok, seed=args.seed)
+    return dialogue.ModelTeacher(teacher_model.requires_grad_(False), teacher_tok,
+                                 seed=distributed.rank_seed(args.seed))
 
 
 def plan_memory(args, student, teacher) -> int | None:
@@ -411,11 +436,14 @@ def load_problems(args, split: str, n: int | None) -> list[tasks.Problem]:
 def stage_rollout(args, student, tokenizer, teacher, problems):
     """Roll out the starting model, print a few dialogues, save them all."""
     t0 = time.time()
-    dialogues = dialogue.rollout(student, tokenizer, problems, teacher, group_size=args.group_size,
+    dialogues = dialogue.rollout(student, tokenizer, distributed.shard(problems), teacher, group_size=args.group_size,
                                  max_turns=args.turns, max_turn_tokens=args.max_turn_tokens,
                                  max_dialogue_tokens=args.max_dialogue_tokens, temperature=args.temperature,
-                                 top_p=args.top_p, seed=args.seed, progress=True,
+                                 top_p=args.top_p, seed=distributed.rank_seed(args.seed), progress=True,
                                  max_batch_tokens=args.max_batch_tokens)
+    dialogues = distributed.gather(dialogues, unit=args.group_size)
+    for i, d in enumerate(dialogues):
+        d.group = i // args.group_size   # the problem's index in the whole list, not in this rank's share
     for d in dialogues[:: max(1, len(dialogues) // max(1, args.show))][: args.show]:
         print(d.render(), end="\n\n")
     (args.out / "dialogues").mkdir(exist_ok=True)
@@ -440,6 +468,6 @@ if __name__ == "__main__":
     try:
         main()
     except (UserError, tasks.DataError) as e:
-        sys.exit(f"error: {e}")
+        sys.exit(f"error: {e}" if os.environ.get("RANK", "0") == "0" else 1)   # torchrun: said once, by rank 0
     except KeyboardInterrupt:
         sys.exit("interrupted: everything written so far is intact; continue with --resume --out <run folder>")
