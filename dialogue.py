@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+import lora
 from runfolder import UserError
 from tasks import Problem
 import verify
@@ -102,7 +103,7 @@ class Dialogue:
 def rollout(student, tokenizer, problems: list[Problem], teacher, *, group_size: int = 1,
             max_turns: int = 4, max_turn_tokens: int = 256, max_dialogue_tokens: int = 2048,
             temperature: float = 1.0, top_p: float = 1.0, seed: int = 0, chat: ChatFormat | None = None,
-            on_incorrect=None, progress: bool = False) -> list[Dialogue]:
+            on_incorrect=None, progress: bool = False, max_batch_tokens: int | None = None) -> list[Dialogue]:
     """Roll out len(problems) x group_size dialogues for at most `max_turns` student turns.
 
     The budget is per dialogue (`max_dialogue_tokens`, the student's context): a dialogue that runs
@@ -111,7 +112,8 @@ def rollout(student, tokenizer, problems: list[Problem], teacher, *, group_size:
     the dialogue ends unsolved (`overlong`) and is trained on with reward 0. Were it left out as well,
     a policy pushed away from wrong answers after a hint would drift, unpunished, into rambling.
     `on_incorrect(dialogues, turn)` is Q-priming's hook (qprime.py): it may replace wrong student
-    turns before the teacher answers.
+    turns before the teacher answers. `max_batch_tokens` caps each generate call (see `generate`): a
+    12B student generates its turns in chunks rather than all B x g at once.
     """
     chat = chat or ChatFormat(tokenizer)
     dialogues = []
@@ -133,7 +135,8 @@ def rollout(student, tokenizer, problems: list[Problem], teacher, *, group_size:
             break
         budgets = [min(max_turn_tokens, max_dialogue_tokens - len(d.ids)) for d in active]
         outs = generate(student, [d.ids for d in active], budgets, temperature=temperature, top_p=top_p,
-                        stop_token_ids=chat.stop_ids, pad_token_id=chat.pad_id, seed=seed * 1000 + t)
+                        stop_token_ids=chat.stop_ids, pad_token_id=chat.pad_id, seed=seed * 1000 + t,
+                        max_batch_tokens=max_batch_tokens)
         texts = tokenizer.batch_decode([[i for i in out if i not in chat.stop_ids] for out in outs],
                                        skip_special_tokens=True)
         verdicts = judge_all([d.problem for d in active], texts)
@@ -166,6 +169,18 @@ def rollout(student, tokenizer, problems: list[Problem], teacher, *, group_size:
     for d in dialogues:
         d.done = True
     return dialogues
+
+
+def fit_context(problems: list[Problem], teacher, chat: ChatFormat, max_dialogue_tokens: int, room: int,
+                source: str = "problems") -> list[Problem]:
+    """The problems whose opening, as the teacher says it, leaves `room` tokens (a student turn) within the
+    dialogue's budget. The others could never get a turn: they are skipped, with one line that counts them."""
+    limit = max_dialogue_tokens - room
+    kept = [p for p in problems if len(chat.opening(teacher.opening(p))) <= limit]
+    if len(kept) < len(problems):
+        print(f"skipped {len(problems) - len(kept)} of {len(problems)} {source}: their opening leaves no room for a "
+              f"{room}-token turn in the {max_dialogue_tokens}-token context")
+    return kept
 
 
 def judge(problem: Problem, text: str) -> dict:
@@ -243,17 +258,22 @@ class ShardTeacher:
 
 
 class ModelTeacher:
-    """A frozen LLM teacher (§4.1): by default a frozen copy of the student's starting weights.
+    """A frozen LLM teacher (§4.1): by default the student's starting weights, frozen.
 
     It sees the dialogue from its side (the student's turns as "user", its own as "assistant") and,
     in its instructions, the private knowledge k_t: the reference solution and answer for math, the
     test results of the student's latest program for code. It is told to guide without revealing.
+    `model` may be the student itself when the student trains LoRA adapters: the teacher replies with
+    the adapters off (lora.adapters_off), which is exactly the starting model, so one copy of the
+    weights serves both. `max_batch_tokens` caps each generate call, as in `rollout`.
     """
 
-    def __init__(self, model, tokenizer, max_new_tokens: int = 512, temperature: float = 0.7, seed: int = 0):
+    def __init__(self, model, tokenizer, max_new_tokens: int = 512, temperature: float = 0.7, seed: int = 0,
+                 max_batch_tokens: int | None = None):
         self.model, self.tokenizer = model, tokenizer
         self.chat = ChatFormat(tokenizer)
         self.max_new_tokens, self.temperature, self.seed, self.calls = max_new_tokens, temperature, seed, 0
+        self.max_batch_tokens = max_batch_tokens
 
     def opening(self, problem: Problem) -> str:
         return student_instructions(problem) + problem.statement
@@ -261,9 +281,10 @@ class ModelTeacher:
     def reply(self, dialogues: list[Dialogue]) -> list[str]:
         prompts = [self.chat.encode_messages(self.teacher_view(d)) for d in dialogues]
         self.calls += 1
-        outs = generate(self.model, prompts, self.max_new_tokens, temperature=self.temperature,
-                        stop_token_ids=self.chat.stop_ids, pad_token_id=self.chat.pad_id,
-                        seed=self.seed * 7919 + self.calls)
+        with lora.adapters_off(self.model):            # the starting policy, whatever the student learned
+            outs = generate(self.model, prompts, self.max_new_tokens, temperature=self.temperature,
+                            stop_token_ids=self.chat.stop_ids, pad_token_id=self.chat.pad_id,
+                            seed=self.seed * 7919 + self.calls, max_batch_tokens=self.max_batch_tokens)
         texts = self.tokenizer.batch_decode(outs, skip_special_tokens=True)
         return [t.strip() for t in texts]
 
@@ -404,7 +425,7 @@ class ChatFormat:
 @torch.inference_mode()   # like no_grad, and also skips autograd's version counters: cheaper small ops
 def generate(model, prompts: list[list[int]], max_new_tokens: int | list[int], temperature: float = 1.0,
              top_p: float = 1.0, stop_token_ids=(), pad_token_id: int = 0, seed: int | None = None,
-             sync_every: int | None = None) -> list[list[int]]:
+             sync_every: int | None = None, max_batch_tokens: int | None = None) -> list[list[int]]:
     """Sample a continuation of each prompt; return each one's new tokens (ending with its stop token
     if it stopped). temperature=0 is greedy. `max_new_tokens` may differ per prompt.
 
@@ -413,12 +434,27 @@ def generate(model, prompts: list[list[int]], max_new_tokens: int | list[int], t
     Speed: the loop never asks the device for a value except every `sync_every` steps (16 on CUDA,
     where a sync stalls the queue of kernels; every step on CPU, where it costs nothing), when it also
     drops finished rows from the batch and the cache, so a few long replies don't make every row pay.
+    Memory: `max_batch_tokens` caps a batch's padded size, rows x (longest prompt + largest budget), which
+    is what its KV cache and its prefill's temporaries grow with; the prompts are then generated in
+    consecutive chunks within the cap (a prompt alone is always a chunk). Greedy chunks give exactly the
+    tokens of one batch. Seeds: the chunks draw, in order, from one generator seeded once with `seed`, so
+    a single chunk is the whole batch's stream, and the same cap gives the same samples.
     """
     device = next(model.parameters()).device
+    budgets = [max_new_tokens] * len(prompts) if isinstance(max_new_tokens, int) else list(max_new_tokens)
+    gen = torch.Generator(device=device).manual_seed(seed) if seed is not None else None
     sync_every = sync_every or (16 if device.type == "cuda" else 1)
-    B = len(prompts)
-    budgets = [max_new_tokens] * B if isinstance(max_new_tokens, int) else list(max_new_tokens)
-    T = max(budgets)
+    results = []
+    for start, end in _chunks([len(p) for p in prompts], budgets, max_batch_tokens):
+        results += _generate_batch(model, prompts[start:end], budgets[start:end], temperature, top_p,
+                                   stop_token_ids, pad_token_id, gen, sync_every)
+    return results
+
+
+def _generate_batch(model, prompts, budgets, temperature, top_p, stop_token_ids, pad_token_id, gen, sync_every):
+    """generate() on one batch: prefill the left-padded prompts, then decode one token per row per step."""
+    device = next(model.parameters()).device
+    B, T = len(prompts), max(budgets)
     L = max(len(p) for p in prompts)
     input_ids = torch.full((B, L), pad_token_id, dtype=torch.long)
     attention = torch.zeros((B, L), dtype=torch.long)
@@ -429,7 +465,6 @@ def generate(model, prompts: list[list[int]], max_new_tokens: int | list[int], t
     position = (attention.cumsum(-1) - 1).clamp(min=0)                            # (B, L)
     budget = torch.tensor(budgets, device=device)                                 # (B,)
     stop = torch.tensor(sorted(set(stop_token_ids)) or [-1], device=device)
-    gen = torch.Generator(device=device).manual_seed(seed) if seed is not None else None
 
     from transformers import DynamicCache
     cache = DynamicCache(config=model.config)
@@ -473,6 +508,20 @@ def generate(model, prompts: list[list[int]], max_new_tokens: int | list[int], t
     return results
 
 
+def _chunks(lengths: list[int], budgets: list[int], max_tokens: int | None) -> list[tuple[int, int]]:
+    """(start, end) of consecutive prompts whose padded batch, rows x (longest prompt + largest budget),
+    stays within max_tokens; None: one chunk of all."""
+    if max_tokens is None:
+        return [(0, len(lengths))]
+    spans, start, longest, most = [], 0, 0, 0
+    for i, (n, b) in enumerate(zip(lengths, budgets)):
+        if i > start and (i + 1 - start) * (max(longest, n) + max(most, b)) > max_tokens:
+            spans.append((start, i))
+            start, longest, most = i, 0, 0
+        longest, most = max(longest, n), max(most, b)
+    return spans + [(start, len(lengths))]
+
+
 def _sample(logits: torch.Tensor, temperature: float, top_p: float, gen) -> torch.Tensor:
     """Next token per row from logits (B, V): greedy at temperature 0, else nucleus sampling."""
     if temperature == 0:
@@ -498,10 +547,11 @@ def load_model(name: str, device: str | None = None):
     try:
         tokenizer = AutoTokenizer.from_pretrained(name)
         model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype)
-    except (OSError, ValueError) as e:
-        raise UserError(f"Could not load the model {name!r} ({str(e).splitlines()[0][:120]}); pass a local "
-                        "folder in save_pretrained format, or a hub id while online (huggingface-cli login "
-                        "for gated models such as Gemma).") from None
+    except Exception as e:  # a wrong id, no network, a gated repo, a truncated or foreign weights file, ...
+        first = (str(e).splitlines() or [type(e).__name__])[0][:120]
+        raise UserError(f"Could not load the model {name!r} ({type(e).__name__}: {first}); pass a local folder in "
+                        "save_pretrained format, or a hub id while online (huggingface-cli login for gated models "
+                        "such as Gemma).") from None
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model.to(device).eval(), tokenizer

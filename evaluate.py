@@ -46,6 +46,7 @@ import torch
 from tqdm.auto import tqdm
 
 import dialogue
+import distributed
 import grpo
 import runfolder
 import tasks
@@ -138,13 +139,15 @@ def combine(entries: list[dict]) -> dict:
 
 def evaluate(model, tokenizer, problems, teacher, *, n_turns: int = 10, seeds=(0,), temperature: float = 1.0,
              top_p: float = 1.0, max_turn_tokens: int = 256, max_dialogue_tokens: int = 4096, sharded: bool = False,
-             classifier=None, answer_contexts=None, progress: bool = True, desc: str = "eval"):
+             classifier=None, answer_contexts=None, progress: bool = True, desc: str = "eval",
+             max_batch_tokens: int | None = None):
     """The eval.json entry of one model on one eval task, and the dialogues of each seed.
 
     Every problem is rolled out once per seed (group size 1; the seed changes the sampling). Every student
     message gets a "turn_type" key, so the saved dialogues show how each turn was classified.
     `classifier(text, task)` defaults to the rule-based `classify_turn`; `answer_contexts` (from
-    `reference_contexts`) adds Fig. 3's loss on the correct answer.
+    `reference_contexts`) adds Fig. 3's loss on the correct answer. `max_batch_tokens` caps each generate
+    call (dialogue.generate): a real model rolls out its 500 problems in chunks.
     """
     if not problems:
         raise ValueError("evaluate needs at least one problem.")
@@ -153,7 +156,7 @@ def evaluate(model, tokenizer, problems, teacher, *, n_turns: int = 10, seeds=(0
     chat = dialogue.ChatFormat(tokenizer)   # checked once here, not once per seed
     by_seed = rollouts(model, tokenizer, problems, teacher, n_turns=n_turns, seeds=seeds, temperature=temperature,
                        top_p=top_p, max_turn_tokens=max_turn_tokens, max_dialogue_tokens=max_dialogue_tokens,
-                       chat=chat, progress=progress, desc=desc)
+                       chat=chat, progress=progress, desc=desc, max_batch_tokens=max_batch_tokens)
     every = [d for ds in by_seed for d in ds]
     entry = {**success_entry(by_seed, n_turns, seeds),
              "decoding": "greedy" if temperature == 0 else f"sampled, temperature {temperature}, top_p {top_p}",
@@ -166,15 +169,24 @@ def evaluate(model, tokenizer, problems, teacher, *, n_turns: int = 10, seeds=(0
 
 
 def rollouts(model, tokenizer, problems, teacher, *, n_turns, seeds, temperature, top_p, max_turn_tokens,
-             max_dialogue_tokens, chat=None, progress=True, desc="eval") -> list[list]:
-    """One rollout of every problem per seed: [[Dialogue] per seed]."""
+             max_dialogue_tokens, chat=None, progress=True, desc="eval", max_batch_tokens=None) -> list[list]:
+    """One rollout of every problem per seed: [[Dialogue] per seed]. Under torchrun each rank rolls out its
+    share of the problems with its own seed, and every rank gets all the dialogues back, in problem order."""
     seeds = list(seeds)
     if temperature == 0 and len(seeds) > 1:
         print(f"note: greedy decoding gives every seed the same student turns; running all {len(seeds)} seeds anyway")
-    return [dialogue.rollout(model, tokenizer, problems, teacher, group_size=1, max_turns=n_turns,
-                             max_turn_tokens=max_turn_tokens, max_dialogue_tokens=max_dialogue_tokens,
-                             temperature=temperature, top_p=top_p, seed=seed, chat=chat, progress=progress)
-            for seed in tqdm(seeds, desc=desc, disable=not progress, dynamic_ncols=True)]
+    by_seed = []
+    for seed in tqdm(seeds, desc=desc, disable=not progress, dynamic_ncols=True):
+        mine = dialogue.rollout(model, tokenizer, distributed.shard(problems), teacher, group_size=1,
+                                max_turns=n_turns, max_turn_tokens=max_turn_tokens,
+                                max_dialogue_tokens=max_dialogue_tokens, temperature=temperature, top_p=top_p,
+                                seed=distributed.rank_seed(seed), chat=chat, progress=progress,
+                                max_batch_tokens=max_batch_tokens)
+        dialogues = distributed.gather(mine)
+        for i, d in enumerate(dialogues):
+            d.group = i                  # the problem's index in the whole list, not in this rank's share
+        by_seed.append(dialogues)
+    return by_seed
 
 
 def success_entry(by_seed: list[list], n_turns: int, seeds) -> dict:
@@ -270,7 +282,7 @@ def answer_loss_by_turn(model, tokenizer, contexts, n_turns: int, batch_size: in
     chat = dialogue.ChatFormat(tokenizer, check=False)
     device = next(model.parameters()).device
     examples = []
-    for t, context, problem in contexts:
+    for t, context, problem in distributed.shard(contexts):   # torchrun: this rank's share; the sums are added
         ids, mask = answer_tokens(chat, problem.answer)
         examples.append((t, (context + ids, [0] * len(context) + mask)))
     examples.sort(key=lambda e: len(e[1][0]))   # similar lengths in a batch: less padding
@@ -283,6 +295,8 @@ def answer_loss_by_turn(model, tokenizer, contexts, n_turns: int, batch_size: in
         for (t, _), value in zip(batch, nll.tolist()):
             sums[t - 1] += value
             counts[t - 1] += 1
+    totals = distributed.all_reduce_sum(sums + counts)
+    sums, counts = totals[:n_turns], totals[n_turns:]
     return [s / c if c else None for s, c in zip(sums, counts)]
 
 
@@ -307,7 +321,7 @@ def classify_turn(text: str, task: str = "math") -> str:
     if not text or not text.strip():
         return "missing"
     if task == "code":
-        answers = {block.strip() for block in verify.code_blocks(text)}
+        answers = {body.strip() for _, body in verify.code_blocks(text)}
     else:
         # each box is read up to where the next one starts
         starts = [m.start() for m in verify.BOX_RE.finditer(text)] + [len(text)]
@@ -667,22 +681,24 @@ def parse_args(argv=None):
                    "'<task>-full' (tiny: always)")
     p.add_argument("--seed", type=int, help="the split's seed (default: the seed of the run the models come from, "
                    "else 0)")
-    p.add_argument("--turns", type=int, default=10, help="N at test time (the paper: 10)")
-    p.add_argument("--train-turns", type=int, default=4, help="the training horizon, marked on the plots (0: none)")
-    p.add_argument("--seeds", type=int, default=3, help="rollouts of each problem, one per seed 0..k-1")
-    p.add_argument("--temperature", type=float, default=1.0, help="0: greedy")
-    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--turns", type=runfolder.number(int, 1), default=10, help="N at test time (the paper: 10)")
+    p.add_argument("--train-turns", type=runfolder.number(int, 0), default=4, help="the training horizon, marked on the plots (0: none)")
+    p.add_argument("--seeds", type=runfolder.number(int, 1), default=3, help="rollouts of each problem, one per seed 0..k-1")
+    p.add_argument("--temperature", type=runfolder.number(float, 0), default=1.0, help="0: greedy")
+    p.add_argument("--top-p", type=runfolder.number(float, high=1, above=0), default=1.0)
     p.add_argument("--teacher", default="auto", help="auto: scripted in the tiny world, else the first --model (frozen) "
                    "teaches every student; same: each student its own copy; scripted; or a hub id / folder")
-    p.add_argument("--problems", type=int, help="how many test problems (default: 200 tiny, all else)")
+    p.add_argument("--problems", type=runfolder.number(int, 1), help="how many test problems (default: 200 tiny, all else)")
     p.add_argument("--judge", help="a local chat model that classifies turn types (default: rules)")
     p.add_argument("--answer-loss", action="store_true", help="also compute Fig. 3's loss on the correct answer, on "
                    "contexts shared by every model: the tiny world's reference dialogues, else the first model's")
     p.add_argument("--trained-on", choices=["math", "code"], help="the task the models were trained on: adds "
                    "the transfer table (Fig. 4), e.g. --task code --trained-on math")
-    p.add_argument("--max-turn-tokens", type=int, help="default: 48 for tiny data, 1024 otherwise")
-    p.add_argument("--max-dialogue-tokens", type=int,
+    p.add_argument("--max-turn-tokens", type=runfolder.number(int, 1), help="default: 48 for tiny data, 1024 otherwise")
+    p.add_argument("--max-dialogue-tokens", type=runfolder.number(int, 1),
                    help="default: 1024 for tiny data, 16384 otherwise (twice sml.py's training budget: N = 10 turns)")
+    p.add_argument("--rollout-batch", type=runfolder.number(int, 1), help="dialogues per generate call at the full "
+                   "context (default: every problem at once); a 12B model on one GPU needs a few (README)")
     p.add_argument("--device")
     p.add_argument("--out", help="default: runs/eval-<task>-<time>")
     args = p.parse_args(argv)
@@ -691,6 +707,7 @@ def parse_args(argv=None):
     args.max_turn_tokens = args.max_turn_tokens or (48 if tiny else 1024)
     args.max_dialogue_tokens = args.max_dialogue_tokens or (1024 if tiny else 16384)   # as sml.py's evaluation
     args.out = Path(args.out or f"runs/eval-{args.task}-{time.strftime('%Y%m%d-%H%M%S')}")
+    args.max_batch_tokens = args.rollout_batch * args.max_dialogue_tokens if args.rollout_batch else None
     return args
 
 
@@ -713,7 +730,7 @@ def main(argv=None) -> dict:
     eval_tasks = load_eval_tasks(args.task, args.data, args.dataset, args.sharded_data, args.problems, seed)
     if not tiny:
         check_splits(eval_tasks, runs)
-    (args.out / "dialogues").mkdir(parents=True, exist_ok=True)
+    runfolder.make_folder(args.out / "dialogues")
     judge = JudgeClassifier(*load(args.judge, args.device)) if args.judge else None
     teacher_model = None   # (model, tokenizer) of an LLM teacher shared by every student
     if args.teacher not in ("auto", "same", "scripted"):
@@ -730,13 +747,15 @@ def main(argv=None) -> dict:
                 main_teacher = tinyworld.scripted_teacher(args.task)
             else:
                 model, tok = (student, tokenizer) if args.teacher == "same" else teacher_model
-                main_teacher = dialogue.ModelTeacher(model, tok)
+                main_teacher = dialogue.ModelTeacher(model, tok, max_batch_tokens=args.max_batch_tokens)
             teacher = task_teacher(task, main_teacher, tiny)
+            problems = dialogue.fit_context(problems, teacher, dialogue.ChatFormat(tokenizer),
+                                            args.max_dialogue_tokens, args.max_turn_tokens, f"{task} problems")
             entry, by_seed = evaluate(
                 student, tokenizer, problems, teacher, n_turns=args.turns, seeds=range(args.seeds),
                 temperature=args.temperature, top_p=args.top_p, max_turn_tokens=args.max_turn_tokens,
                 max_dialogue_tokens=args.max_dialogue_tokens, sharded=task.endswith("-sharded"), classifier=judge,
-                answer_contexts=contexts.get(task), desc=f"{label}/{task}")
+                answer_contexts=contexts.get(task), desc=f"{label}/{task}", max_batch_tokens=args.max_batch_tokens)
             if args.answer_loss and k == 0 and task == args.task and args.task == "math":
                 # shared by all: the tiny world's reference dialogues, else the first model's own dialogues
                 reference = (tinyworld.reference_dialogues(problems, tokenizer, args.turns)

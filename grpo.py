@@ -28,7 +28,10 @@ Implementation details, one by one:
      model (their tokens still count in the denominator). With beta > 0 every dialogue that has a reward
      is in the loss: Eq. 2 applies the KL to every sample, flat groups included.
   5. KL to a frozen reference (the starting policy) with the k3 estimator, exp(ref - logp) - (ref - logp)
-     - 1, weight beta (default 0, as in the paper; then no reference is kept at all).
+     - 1, weight beta (default 0, as in the paper; then no reference is kept at all). A LoRA student
+     (lora.py) is its own reference: the adapters' starting values are kept (MBs) and swapped in for the
+     reference pass, so no second copy of the base is made; fresh adapters make it the base model exactly.
+     Full finetuning keeps a frozen deep copy.
   6. One optimiser step per batch (the default, on-policy) needs no ratio: pi/pi_old = 1. With
      --ppo-epochs > 1 the batch is reused and the PPO ratio is clipped at 1 +/- eps (eps = 0.2).
   7. Dialogues cut by the context limit are left out of the loss and of their group's statistics, not
@@ -38,14 +41,22 @@ Implementation details, one by one:
   8. Log-probs are computed only where the next token is a student token, in chunks of positions, each
      chunk's logits recomputed in the backward pass, so a 150k vocabulary never holds full fp32 logits
      for the whole batch (8 x 2048 x 152k floats would be ~10 GB).
-  9. The learning rate rises linearly over the first `warmup_steps` steps: Adam's first updates are
+  9. Memory: the rollout runs under inference_mode (no activations kept) and in chunks of at most
+     `max_batch_tokens` positions per generate call; the training forward builds no KV cache and, when the
+     model has gradient checkpointing on (sml.py's --grad-checkpointing), recomputes each decoder layer in
+     the backward pass instead of storing its activations. memory.py plans both phases.
+ 10. The learning rate rises linearly over the first `warmup_steps` steps: Adam's first updates are
      large and noisy, and on a small model one of them can collapse the policy. A step whose loss or
      gradient is NaN/inf is skipped and counted (runfolder.Guard); K in a row stop the run.
+ 10. Under `torchrun --nproc-per-node K` each rank rolls out 1/K of the batch's problems and backpropagates
+     1/K of its dialogues; the dialogues are gathered and the gradients summed (distributed.py), so rewards,
+     advantages, the denominator of detail 3, the NaN guard's decision and the step are those of one process.
 Deviations: single-turn baselines (N = 1) use the same code with max_turns = 1; the paper's exact
 optimiser settings are not given, ours are AdamW with the CLI's --lr and gradient clipping at 1.0.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
 from pathlib import Path
@@ -55,6 +66,8 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 import dialogue
+import lora
+import distributed
 import runfolder
 
 
@@ -111,15 +124,16 @@ def train(student, tokenizer, teacher, problems, out: Path, *, batch_problems: i
           ppo_epochs: int = 1, micro_batch: int = 16, max_turn_tokens: int = 256, max_dialogue_tokens: int = 2048,
           temperature: float = 1.0, top_p: float = 1.0, seed: int = 0, save_every: int = 50, warmup_steps: int = 10,
           loss_norm: str = "token", max_steps: int | None = None, resume: bool = False, progress: bool = True,
-          max_nan_steps: int = 5):
+          max_nan_steps: int = 5, max_batch_tokens: int | None = None):
     """Train `student` in place with GRPO for one epoch over `problems`; log to out/metrics.jsonl."""
     from tqdm.auto import tqdm
     out.mkdir(parents=True, exist_ok=True)
     device = next(student.parameters()).device
     chat = dialogue.ChatFormat(tokenizer)
-    optimizer = torch.optim.AdamW([p for p in student.parameters() if p.requires_grad], lr=lr,
-                                  betas=(0.9, 0.99), weight_decay=0.0)
-    reference = copy.deepcopy(student).eval().requires_grad_(False) if beta > 0 else None
+    trainable = [p for p in student.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=lr, betas=(0.9, 0.99), weight_decay=0.0)
+    distributed.broadcast_parameters(trainable)     # torchrun: every rank starts from rank 0's student
+    reference = reference_policy(student) if beta > 0 else None   # after the broadcast: the stage's start
     order = runfolder.data_order(len(problems), seed)
     n_steps = len(problems) // batch_problems
     if max_steps is not None:
@@ -135,10 +149,14 @@ def train(student, tokenizer, teacher, problems, out: Path, *, batch_problems: i
             g["lr"] = lr * min(1.0, (step + 1) / max(1, warmup_steps))
         t0 = time.time()
         student.eval()
-        dialogues = dialogue.rollout(student, tokenizer, batch, teacher, group_size=group_size,
+        # torchrun: each rank rolls out its share of the batch's problems with its own seed, then every
+        # rank gets the whole batch back, in order, for the rewards, advantages and metrics below
+        dialogues = dialogue.rollout(student, tokenizer, distributed.shard(batch), teacher, group_size=group_size,
                                      max_turns=max_turns, max_turn_tokens=max_turn_tokens,
                                      max_dialogue_tokens=max_dialogue_tokens, temperature=temperature,
-                                     top_p=top_p, seed=seed * 100_003 + step, chat=chat)
+                                     top_p=top_p, seed=distributed.rank_seed(seed * 100_003 + step), chat=chat,
+                                     max_batch_tokens=max_batch_tokens)
+        dialogues = distributed.gather(dialogues, unit=group_size)
         t_rollout = time.time() - t0
         rewards = torch.tensor([trajectory_reward(d.success_turn, gamma) for d in dialogues])  # (B*g,)
         scored = torch.tensor([not d.truncated for d in dialogues])                            # (B*g,)
@@ -157,9 +175,19 @@ def train(student, tokenizer, teacher, problems, out: Path, *, batch_problems: i
                         flat=f"{flat:.2f}", loss=f"{row['loss']:.3f}", ent=f"{row['entropy']:.2f}")
         if (step + 1) % save_every == 0 or step + 1 == n_steps:
             runfolder.save_checkpoint(out, step + 1, student, tokenizer, optimizer, {"method": "grpo"})
-    (out / "finished").write_text(str(n_steps))     # --resume skips a stage that has this marker
+    runfolder.atomic_write(out / "finished", str(n_steps))     # --resume skips a stage that has this marker
     student.eval()
     return student
+
+
+def reference_policy(student):
+    """Detail 5's KL reference, the policy this stage starts from, frozen: a function that returns a context
+    in which it yields a model computing that policy. A LoRA student needs no copy of the base."""
+    if lora.adapters(student):
+        start = lora.adapter_values(student)
+        return lambda: lora.adapters_as(student, start)
+    frozen = copy.deepcopy(student).eval().requires_grad_(False)
+    return lambda: contextlib.nullcontext(frozen)
 
 
 def train_step(model, optimizer, guard, dialogues, advantages, pad_id, device, reference=None, beta=0.0,
@@ -167,7 +195,10 @@ def train_step(model, optimizer, guard, dialogues, advantages, pad_id, device, r
     """One (or ppo_epochs) optimiser step(s) on a batch of dialogues; gradient accumulation over micro-batches.
 
     The loss is over the dialogues that have a reward (not cut by the context), and so is its denominator
-    (detail 3). With beta = 0 a zero-advantage dialogue adds exactly 0, so it is skipped (detail 4)."""
+    (detail 3). With beta = 0 a zero-advantage dialogue adds exactly 0, so it is skipped (detail 4).
+    `reference` is what reference_policy returns.
+    Under torchrun every rank holds the whole batch and backpropagates its share of the dialogues; their
+    gradients and losses are summed (distributed.py), so the step is the one of one process on the batch."""
     scored = [i for i, d in enumerate(dialogues) if not d.truncated]
     n_tokens = sum(sum(dialogues[i].student_mask) for i in scored)
     stats = {"loss": 0.0, "grad_norm": 0.0, "entropy": float("nan"), "student_tokens": n_tokens,
@@ -175,7 +206,8 @@ def train_step(model, optimizer, guard, dialogues, advantages, pad_id, device, r
     train_on = scored if beta > 0 else [i for i in scored if advantages[i] != 0]
     if not train_on or n_tokens == 0:              # every group flat and no KL: nothing to learn from
         return stats
-    micro = [train_on[i:i + micro_batch] for i in range(0, len(train_on), micro_batch)]
+    mine = distributed.shard(train_on)             # torchrun: this rank's share (may be none at all)
+    micro = [mine[i:i + micro_batch] for i in range(0, len(mine), micro_batch)]
     batches = [batch_tensors([(dialogues[i].ids, dialogues[i].student_mask) for i in mb], pad_id, device)
                for mb in micro]                    # padded once, reused by every pass below
     old = ref = [None] * len(micro)
@@ -183,7 +215,8 @@ def train_step(model, optimizer, guard, dialogues, advantages, pad_id, device, r
         if ppo_epochs > 1:
             old = [masked_logprobs(model, *b) for b in batches]
         if reference is not None and beta > 0:
-            ref = [masked_logprobs(reference, *b) for b in batches]
+            with reference() as reference_model:
+                ref = [masked_logprobs(reference_model, *b) for b in batches]
     model.train()
     ent_sum, ent_tokens = 0.0, 0.0
     for epoch in range(ppo_epochs):
@@ -197,8 +230,11 @@ def train_step(model, optimizer, guard, dialogues, advantages, pad_id, device, r
             total += loss.item()
             if epoch == 0:
                 ent_sum, ent_tokens = ent_sum + (ent * mask).sum().item(), ent_tokens + mask.sum().item()
+        distributed.all_reduce_grads(model.parameters())   # K ranks: one process's gradient on the whole batch
+        total = distributed.all_reduce_sum(total)           # ... and its loss: the NaN guard decides alike on all
         stats["grad_norm"] = guard.step(model, optimizer, total)
         stats["loss"] = total
+    ent_sum, ent_tokens = distributed.all_reduce_sum([ent_sum, ent_tokens])
     stats["entropy"] = ent_sum / max(1.0, ent_tokens)
     model.eval()
     return stats
@@ -216,7 +252,8 @@ def masked_logprobs(model, ids: torch.Tensor, mask: torch.Tensor, attention: tor
     positions ever reach the vocabulary projection, `chunk` positions at a time, and each chunk is
     recomputed in the backward pass (activation checkpointing) instead of keeping its logits.
     """
-    hidden = model.get_decoder()(input_ids=ids, attention_mask=attention).last_hidden_state  # (B, T, H)
+    hidden = model.get_decoder()(input_ids=ids, attention_mask=attention,
+                                 use_cache=False).last_hidden_state         # (B, T, H); nothing reuses a cache
     target = mask[:, 1:].bool()                                             # (B, T-1) next token is the student's
     h = hidden[:, :-1][target]                                              # (n, H)
     y = ids[:, 1:][target]                                                  # (n,)

@@ -56,11 +56,12 @@ class QuestionInjector:
     `prompt(problem, attempt, feedback)` writes the question-asking prompt (the tiny world has its own)."""
 
     def __init__(self, student, tokenizer, prompt=question_prompt, base: float = 0.75, tries: int = 2,
-                 max_new_tokens: int = 64, temperature: float = 1.0, seed: int = 0):
+                 max_new_tokens: int = 64, temperature: float = 1.0, seed: int = 0,
+                 max_batch_tokens: int | None = None):
         self.student, self.tokenizer, self.chat = student, tokenizer, dialogue.ChatFormat(tokenizer)
         self.prompt = prompt
         self.base, self.tries, self.max_new_tokens, self.temperature = base, tries, max_new_tokens, temperature
-        self.rng, self.seed = random.Random(seed), seed
+        self.rng, self.seed, self.max_batch_tokens = random.Random(seed), seed, max_batch_tokens
         self.stats = {"wrong_turns": 0, "injected": 0, "rejected_leaks": 0, "kept_attempt": 0}
 
     def __call__(self, wrong: list[dialogue.Dialogue], turn: int):
@@ -73,7 +74,8 @@ class QuestionInjector:
                 d.problem, d.messages[-1]["text"], d.messages[-1].get("feedback"))}]) for d in chosen]
             outs = dialogue.generate(self.student, prompts, self.max_new_tokens, temperature=self.temperature,
                                      stop_token_ids=self.chat.stop_ids, pad_token_id=self.chat.pad_id,
-                                     seed=self.seed * 7_919 + turn * 101 + attempt)
+                                     seed=self.seed * 7_919 + turn * 101 + attempt,
+                                     max_batch_tokens=self.max_batch_tokens)
             retry = []
             for d, out in zip(chosen, outs):
                 text = self.tokenizer.decode([i for i in out if i not in self.chat.stop_ids],

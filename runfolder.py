@@ -2,14 +2,19 @@
 
 A run lives in one folder (`--out`). Every file is written atomically (a temporary file, then a
 rename), so a run killed at any moment leaves each file whole or absent. Checkpoints are folders in
-`save_pretrained` format plus `trainer_state.pt` (optimiser and RNG state), renamed into place once
-complete. `python sml.py ... --resume --out DIR` continues from the last intact checkpoint.
+`save_pretrained` format (a LoRA run's: its adapters in PEFT's layout, lora.save_adapters) plus
+`trainer_state.pt` (optimiser and RNG state), renamed into place once complete.
+`python sml.py ... --resume --out DIR` continues from the last intact checkpoint.
 
     config.json          the run's arguments; a resume must train the same thing (check_resume)
     .lock                held while a run writes the folder: a second run on it is refused
     seed-K/metrics.jsonl one line per optimiser step (appended and fsynced; cut back on resume)
-    seed-K/checkpoints/step-N/   weights + tokenizer + trainer_state.pt; the last two are kept
+    seed-K/checkpoints/step-N/   weights (or adapters) + tokenizer + trainer_state.pt; the last two are kept
     seed-K/finished      marks a stage whose last checkpoint is final
+    seed-K/merged/       a LoRA run's trained model, adapters merged, in save_pretrained format (sml.py)
+
+Under torchrun (distributed.py) rank 0 alone writes the folder: every writer here returns at once
+on the other ranks, which only read (checkpoints on resume).
 
 Also here, because every trainer shares them: the NaN guard, the seeded data order, and `UserError`,
 the mistakes a user can fix, which the command lines print as one sentence.
@@ -18,7 +23,9 @@ the mistakes a user can fix, which the command lines print as one sentence.
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
+import errno
 import json
 import os
 import random
@@ -27,9 +34,41 @@ from pathlib import Path
 
 import torch
 
+import lora
+import distributed
+
 
 class UserError(Exception):
     """A mistake the user can fix (a bad path, an unusable model, a clashing run): printed as one sentence."""
+
+
+def number(kind=int, low=None, high=None, above=None):
+    """An argparse type for a number in [low, high] (or > above), checked before any model is loaded:
+    argparse then names the flag in a one-line error ("argument --turns: 0 is below 1")."""
+    def parse(text: str):
+        try:
+            x = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+        if low is not None and x < low:
+            raise argparse.ArgumentTypeError(f"{text} is below {low}")
+        if high is not None and x > high:
+            raise argparse.ArgumentTypeError(f"{text} is above {high}")
+        if above is not None and x <= above:
+            raise argparse.ArgumentTypeError(f"{text} must be above {above}")
+        return x
+    return parse
+
+
+def make_folder(out: Path) -> Path:
+    """Create the run folder, or say in one sentence why it can't be (a file in the way, no permission)."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"Cannot use {out} as the output folder ({e.strerror or e}); pass another --out.") from None
+    if not os.access(out, os.W_OK):
+        raise UserError(f"Cannot write to the output folder {out}; pass another --out.")
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -38,6 +77,8 @@ class UserError(Exception):
 
 def atomic_write(path, text: str):
     """Write a temporary file, then rename it: a killed run leaves the file whole or absent, never half."""
+    if not distributed.is_main():
+        return
     tmp = f"{path}.tmp"
     with open(tmp, "w") as f:
         f.write(text)
@@ -54,6 +95,8 @@ def write_jsonl(path, rows):
 
 def append_metrics(out: Path, row: dict):
     """One line per optimiser step, on disk before the step's checkpoint can refer to it."""
+    if not distributed.is_main():
+        return
     with open(out / "metrics.jsonl", "a") as f:
         f.write(json.dumps(row) + "\n")
         f.flush()
@@ -82,17 +125,32 @@ def data_order(n: int, seed: int) -> list[int]:
 def save_checkpoint(out: Path, step: int, model, tokenizer, optimizer, extra: dict, keep: int = 2) -> Path:
     """checkpoints/step-N in save_pretrained format (+ trainer_state.pt), written to a temporary folder
     and renamed, so a run killed at any moment leaves only whole checkpoints. `keep` newest are kept, so
-    that a checkpoint damaged after it was written still leaves an older one to resume from."""
+    that a checkpoint damaged after it was written still leaves an older one to resume from. Returns its
+    path (None on ranks other than 0, which write nothing)."""
+    if not distributed.is_main():
+        return None
     root = out / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
     final, tmp = root / f"step-{step:06d}", root / f".tmp-step-{step:06d}"
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    torch.save({"step": step, "optimizer": optimizer.state_dict(), "extra": extra,
-                "rng": {"python": random.getstate(), "torch": torch.get_rng_state(),
-                        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}},
-               tmp / "trainer_state.pt")
+    try:
+        if lora.adapters(model):         # a LoRA run: the adapters are the whole trained state (MBs, not GBs)
+            lora.save_adapters(model, tmp)
+        else:
+            model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        torch.save({"step": step, "optimizer": optimizer.state_dict(), "extra": extra,
+                    "rng": {"python": random.getstate(), "torch": torch.get_rng_state(),
+                            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}},
+                   tmp / "trainer_state.pt")
+    except (OSError, RuntimeError) as e:   # torch.save reports a full disk as a RuntimeError
+        shutil.rmtree(tmp, ignore_errors=True)
+        before = latest_checkpoint(out)
+        full = isinstance(e, OSError) and e.errno == errno.ENOSPC or "No space left" in str(e)
+        raise UserError(f"Could not write checkpoint step-{step} in {root} ("
+                        + ("the disk is full" if full else str(e).splitlines()[0][:100]) + "); "
+                        + (f"the previous one, {before.name}, is intact: " if before else "")
+                        + "free some space and run again with --resume.") from None
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
     for old in sorted(root.glob("step-*"))[:-keep]:
@@ -110,16 +168,19 @@ def latest_checkpoint(out: Path) -> Path | None:
     return found[-1] if found else None
 
 
-def read_checkpoint(path: Path) -> tuple[dict, dict]:
+def read_checkpoint(path: Path) -> tuple[dict | tuple, dict]:
     """(weights, trainer state) of one checkpoint, read completely before anything is applied, so that a
-    damaged file raises here and leaves the model and optimiser as they were."""
-    from safetensors.torch import load_file
-    files = sorted(path.glob("*.safetensors"))
-    if not files or not (path / "trainer_state.pt").exists():
+    damaged file raises here and leaves the model and optimiser as they were. The weights are a LoRA run's
+    (adapter config, adapter tensors), or a full model's state dict under the model's own names, read through
+    from_pretrained: save_pretrained writes some classes under their hub names (Gemma-3-IT's
+    language_model.model.* for model.language_model.*), and only it maps them back."""
+    from transformers import AutoModelForCausalLM
+    if not list(path.glob("*.safetensors")) or not (path / "trainer_state.pt").exists():
         raise OSError(f"{path.name} has no weights or no trainer_state.pt")
-    weights = {}
-    for f in files:
-        weights.update(load_file(f))
+    if (path / "adapter_config.json").exists():
+        weights = lora.read_adapters(path)
+    else:
+        weights = AutoModelForCausalLM.from_pretrained(path, dtype="auto").state_dict()
     return weights, torch.load(path / "trainer_state.pt", weights_only=False)
 
 
@@ -148,10 +209,15 @@ def resume(out: Path, model, optimizer) -> dict | None:
     return None
 
 
-def _apply(weights: dict, state: dict, model, optimizer) -> dict:
-    model.load_state_dict(weights, strict=False)
-    if getattr(model.config, "tie_word_embeddings", False):
-        model.tie_weights()
+def _apply(weights: dict | tuple, state: dict, model, optimizer) -> dict:
+    if isinstance(weights, tuple) != bool(lora.adapters(model)):
+        raise UserError(f"The checkpoint holds {'LoRA adapters' if isinstance(weights, tuple) else 'full weights'} "
+                        f"but the model {'has no' if isinstance(weights, tuple) else 'has'} adapters; resume with "
+                        "the run's own --lora-rank.")
+    if isinstance(weights, tuple):
+        lora.apply_adapters(model, *weights)
+    else:
+        model.load_state_dict(weights)      # strict: a weight that does not fit is an error, never skipped
     optimizer.load_state_dict(state["optimizer"])
     random.setstate(state["rng"]["python"])
     torch.set_rng_state(state["rng"]["torch"])
@@ -196,7 +262,7 @@ def lock(out: Path):
     """Hold out/.lock for the whole run. A second run on the same folder is refused at once (two runs
     appending to one metrics.jsonl interleave their steps). The lock dies with its process, kill -9 too."""
     import fcntl
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     fd = os.open(out / ".lock", os.O_CREAT | os.O_RDWR, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -11,6 +11,9 @@ Single-turn SFT ("ST-SFT"): (problem -> reference solution) pairs, the solution 
 
 Loss normalisation: token-mean over all student tokens of a batch, as in grpo.py. An epoch is every
 example once: the last batch of an epoch is smaller when the batch size does not divide the data.
+Under torchrun (distributed.py) each rank rolls out its share of the problems and every rank gets all
+the kept dialogues; each rank then backpropagates its share of every batch, divided by the whole
+batch's token count, and the gradients are summed over ranks: one process's step.
 Deviation: one iteration of generate-filter-train, as in the paper (§2); the rollout uses the same
 group size as GRPO (g dialogues per problem), so both methods see the same generation budget.
 """
@@ -24,6 +27,7 @@ from pathlib import Path
 import torch
 
 import dialogue
+import distributed
 import runfolder
 from grpo import batch_tensors, masked_logprobs
 
@@ -53,11 +57,14 @@ def collect(student, tokenizer, teacher, problems, out: Path, *, group_size: int
     if path.exists():
         return [(r["ids"], r["mask"]) for r in map(json.loads, path.read_text().splitlines())]
     kept, seen = [], 0
-    for i in tqdm(range(0, len(problems), chunk), desc=f"collecting {name}", disable=not progress):
-        ds = dialogue.rollout(student, tokenizer, problems[i:i + chunk], teacher, group_size=group_size,
-                              on_incorrect=on_incorrect, seed=seed + i, **rollout_kw)
+    mine = distributed.shard(problems)             # torchrun: this rank's problems, sampled with its own seed
+    for i in tqdm(range(0, len(mine), chunk), desc=f"collecting {name}", disable=not progress):
+        ds = dialogue.rollout(student, tokenizer, mine[i:i + chunk], teacher, group_size=group_size,
+                              on_incorrect=on_incorrect, seed=distributed.rank_seed(seed + i), **rollout_kw)
         seen += len(ds)
         kept += filter_successful(ds)
+    kept = [d for part in distributed.all_gather(kept) for d in part]   # every rank trains on all of them
+    seen = int(distributed.all_reduce_sum(seen))
     rows = [{**d.to_json(), "ids": d.ids, "mask": d.student_mask} for d in kept]
     runfolder.write_jsonl(path, rows)
     print(f"filtered SFT data: kept {len(kept)} of {seen} dialogues (G = 1) -> {path}")
@@ -84,8 +91,9 @@ def train(model, tokenizer, examples, out: Path, *, epochs: int = 1, lr: float =
     out.mkdir(parents=True, exist_ok=True)
     device = next(model.parameters()).device
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, betas=(0.9, 0.99),
-                                  weight_decay=0.0)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=lr, betas=(0.9, 0.99), weight_decay=0.0)
+    distributed.broadcast_parameters(trainable)     # torchrun: every rank starts from rank 0's model
     steps_per_epoch = max(1, math.ceil(len(examples) / batch_size))
     n_steps = epochs * steps_per_epoch
     guard = runfolder.Guard(max_nan_steps)
@@ -94,7 +102,7 @@ def train(model, tokenizer, examples, out: Path, *, epochs: int = 1, lr: float =
     if not examples:                   # nothing to learn from; still a whole, resumable stage
         print("SFT: no examples (no successful dialogues): the model is left as it was")
         runfolder.save_checkpoint(out, 0, model, tokenizer, optimizer, {"method": tag})
-        (out / "finished").write_text("0")
+        runfolder.atomic_write(out / "finished", "0")
         return model
     bar = tqdm(range(start, n_steps), desc=tag, initial=start, total=n_steps, disable=not progress)
     for step in bar:
@@ -102,14 +110,17 @@ def train(model, tokenizer, examples, out: Path, *, epochs: int = 1, lr: float =
         order = runfolder.data_order(len(examples), seed + step // steps_per_epoch)
         k = step % steps_per_epoch
         batch = [examples[i] for i in order[k * batch_size:(k + 1) * batch_size]]
-        n_tokens = sum(sum(m) for _, m in batch)
+        n_tokens = sum(sum(m) for _, m in batch)            # the whole batch's, on every rank
+        mine = distributed.shard(batch)                      # torchrun: this rank's share of the batch
         model.train()
         total = 0.0
-        for j in range(0, len(batch), micro_batch):
-            ids, mask, attention = batch_tensors(batch[j:j + micro_batch], pad, device)
+        for j in range(0, len(mine), micro_batch):
+            ids, mask, attention = batch_tensors(mine[j:j + micro_batch], pad, device)
             loss = sft_loss(model, ids, mask, attention, n_tokens)
             loss.backward()
             total += loss.item()
+        distributed.all_reduce_grads(model.parameters())    # K ranks: one process's gradient on the batch
+        total = distributed.all_reduce_sum(total)
         norm = guard.step(model, optimizer, total)
         model.eval()
         runfolder.append_metrics(out, {"step": step + 1, "stage": tag, "loss": total, "grad_norm": norm,
@@ -118,5 +129,5 @@ def train(model, tokenizer, examples, out: Path, *, epochs: int = 1, lr: float =
         bar.set_postfix(loss=f"{total:.3f}")
         if (step + 1) % save_every == 0 or step + 1 == n_steps:
             runfolder.save_checkpoint(out, step + 1, model, tokenizer, optimizer, {"method": tag})
-    (out / "finished").write_text(str(n_steps))
+    runfolder.atomic_write(out / "finished", str(n_steps))
     return model

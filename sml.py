@@ -7,7 +7,7 @@
     python sml.py --task math --transfer             # ... and also evaluate on code (Fig. 4's transfer)
     python sml.py --task math --model google/gemma-3-12b-it --data hub --sharded-data hub   # the paper, one GPU
 
-The recipe: evaluate the starting model ("base"), then for each training seed train a fresh copy
+The recipe: evaluate the starting model ("base"), then for each training seed train it afresh
 with --method and evaluate it on the held-out problems (N = 10 turns by default, though training
 uses N = 4), and report mean and 95% CI over seeds. Methods:
     mt-rl      GRPO on multi-turn dialogues (the paper's SML, online)          grpo.py
@@ -18,15 +18,32 @@ uses N = 4), and report mean and 95% CI over seeds. Methods:
     qprime     Q-priming: SFT on question-injected dialogues, then MT-RL       qprime.py, sft.py, grpo.py
     sft-rl     the control: SFT on dialogues without questions, then MT-RL      sft.py, grpo.py
 
+One GPU (issue: a 12B student). A real model trains LoRA adapters by default (--lora-rank 16, lora.py):
+one copy of the weights is the student (adapters on), the teacher and GRPO's KL reference (adapters off),
+and each seed starts from fresh adapters. Full finetuning (--lora-rank 0, the tiny model's default) trains
+a deep copy per seed beside the untouched base. Before the first step the run prints its memory plan
+(memory.py: weights, adapters or gradients, optimiser state, the rollout's KV cache, the training
+micro-batch's activations) against the free memory, and a plan that cannot fit ends the run in one
+sentence that says what to change. Real models also recompute each decoder layer in the backward pass
+(--grad-checkpointing), and generate at most --rollout-batch full-length dialogues per call (by default
+the most that fit).
+
 A run writes to its folder (--out, default runs/<task>-<method>-<time>): config.json; per training
-seed, seed-K/ with metrics.jsonl, checkpoints/ (save_pretrained format) and sft_dataset.jsonl; and
-eval.json, results.md, plots and dialogues/*.jsonl. A killed run continues with --resume --out DIR.
+seed, seed-K/ with metrics.jsonl, checkpoints/ (save_pretrained format; a LoRA run's: the adapters in
+PEFT's layout, enough to resume), merged/ (a LoRA run's trained model, adapters merged, in save_pretrained
+format: for plain transformers and evaluate.py) and sft_dataset.jsonl; and eval.json, results.md, plots
+and dialogues/*.jsonl. A killed run continues with --resume --out DIR.
 This is the only file that knows the whole recipe; each stage lives in its own file.
+
+    torchrun --nproc-per-node K sml.py ...   # the same recipe on K GPUs (or K CPU processes): distributed.py
+Under torchrun every rank runs this recipe on its share of the problems; rank 0 alone writes the run folder.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
+import os
 import random
 import sys
 import time
@@ -35,14 +52,17 @@ from pathlib import Path
 import torch
 
 import dialogue
+import distributed
 import evaluate
 import grpo
+import lora
+import memory
 import qprime
 import runfolder
 import sft
 import tasks
 import tinyworld
-from runfolder import UserError, write_json
+from runfolder import UserError, number, write_json
 
 TINY_MATH_PROBLEMS = 1280   # one epoch = 160 GRPO steps of 8 problems: a sample of the 3804 of the train split
 TINY_CODE_PROBLEMS = 320    # every program runs in the sandbox (~0.14 s each): a shorter epoch
@@ -51,7 +71,8 @@ GRPO_METHODS = ("mt-rl", "st-rl", "st-rl-g32", "qprime", "sft-rl")
 # What a resumed run must share with the run it continues: everything that changes what is trained.
 TRAINING_KEYS = ["task", "method", "model", "teacher", "data", "dataset", "problems", "seeds", "seed", "turns",
                  "group_size", "batch_problems", "gamma", "beta", "ppo_epochs", "lr", "warmup_steps", "loss_norm",
-                 "temperature", "top_p", "max_turn_tokens", "max_dialogue_tokens"]
+                 "temperature", "top_p", "max_turn_tokens", "max_dialogue_tokens", "lora_rank", "lora_alpha",
+                 "lora_targets"]
 
 
 def parse_args(argv=None):
@@ -71,31 +92,45 @@ def parse_args(argv=None):
                    help="also evaluate on the other task (Fig. 4): its tiny test set, or --transfer-data")
     p.add_argument("--transfer-data", default=None,
                    help="the other task's evaluation data (a path or 'hub'; omni-math for math, livecodebench for code)")
-    p.add_argument("--turns", type=int, default=4, help="N in training (the paper: 4)")
-    p.add_argument("--eval-turns", type=int, default=10, help="N at evaluation (the paper: 10)")
-    p.add_argument("--group-size", type=int, default=8, help="g, dialogues per problem (the paper: 8)")
-    p.add_argument("--batch-problems", type=int, default=8, help="B, problems per GRPO step")
-    p.add_argument("--gamma", type=float, default=0.7, help="discount over turns (the paper: 0.7)")
-    p.add_argument("--beta", type=float, default=None,
+    p.add_argument("--turns", type=number(int, 1), default=4, help="N in training (the paper: 4)")
+    p.add_argument("--eval-turns", type=number(int, 1), default=10, help="N at evaluation (the paper: 10)")
+    p.add_argument("--group-size", type=number(int, 1), default=8, help="g, dialogues per problem (the paper: 8)")
+    p.add_argument("--batch-problems", type=number(int, 1), default=8, help="B, problems per GRPO step")
+    p.add_argument("--gamma", type=number(float, 0, 1), default=0.7, help="discount over turns (the paper: 0.7)")
+    p.add_argument("--beta", type=number(float, 0), default=None,
                    help="KL weight to the starting policy (default: 0.1 for tiny, 0 otherwise; the paper: 0)")
-    p.add_argument("--ppo-epochs", type=int, default=1, help="optimiser steps per batch (>1 adds ratio clipping)")
-    p.add_argument("--lr", type=float, default=None, help="default: 2e-4 for tiny, 1e-6 otherwise")
-    p.add_argument("--warmup-steps", type=int, default=10, help="linear learning-rate warm-up of GRPO")
+    p.add_argument("--ppo-epochs", type=number(int, 1), default=1, help="optimiser steps per batch (>1 adds ratio clipping)")
+    p.add_argument("--lr", type=number(float, above=0), default=None, help="default: 2e-4 for tiny, 1e-6 otherwise")
+    p.add_argument("--warmup-steps", type=number(int, 0), default=10, help="linear learning-rate warm-up of GRPO")
     p.add_argument("--loss-norm", choices=["token", "sequence"], default="token",
                    help="GRPO loss: token-mean over the batch (default) or mean of per-dialogue means")
-    p.add_argument("--micro-batch", type=int, default=None, help="sequences per backward (default 64 tiny, 4 otherwise)")
-    p.add_argument("--problems", type=int, default=None, help="training problems (default: 1280 tiny math, 320 tiny code, 2000)")
-    p.add_argument("--eval-problems", type=int, default=None, help="evaluation problems (default: 200 tiny, 500)")
-    p.add_argument("--seeds", type=int, default=1, help="training seeds (the paper: 3, for 95%% CIs)")
-    p.add_argument("--eval-seeds", type=int, default=3,
+    p.add_argument("--micro-batch", type=number(int, 1), default=None, help="sequences per backward (default 64 tiny, 4 otherwise)")
+    p.add_argument("--lora-rank", type=number(int, 0), default=None,
+                   help="train LoRA adapters of this rank on the one copy of the base (lora.py); 0: full finetuning. "
+                   "Default: 16 for real models; 0 for tiny, whose 0.2M parameters cost nothing to finetune fully "
+                   "and whose README results were measured so")
+    p.add_argument("--lora-alpha", type=number(float, above=0), default=None,
+                   help="LoRA's alpha (default: 2 x rank, a scale of 2)")
+    p.add_argument("--lora-targets", default=",".join(lora.DEFAULT_TARGETS),
+                   help="comma-separated names of the decoder's linear layers that get adapters")
+    p.add_argument("--grad-checkpointing", action=argparse.BooleanOptionalAction, default=None,
+                   help="recompute each decoder layer in the backward pass instead of storing its activations (default: "
+                   "on for real models, off for tiny, where activations are small and recomputing costs time)")
+    p.add_argument("--rollout-batch", type=number(int, 1), default=None,
+                   help="dialogues per generate call at the full context (shorter ones are packed more per call), the "
+                   "model teacher's too. Default: all of a step at once for tiny; else the most the memory plan fits")
+    p.add_argument("--problems", type=number(int, 1), default=None, help="training problems (default: 1280 tiny math, 320 tiny code, 2000)")
+    p.add_argument("--eval-problems", type=number(int, 1), default=None, help="evaluation problems (default: 200 tiny, 500)")
+    p.add_argument("--seeds", type=number(int, 1), default=1, help="training seeds (the paper: 3, for 95%% CIs)")
+    p.add_argument("--eval-seeds", type=number(int, 1), default=3,
                    help="sampling seeds of the base model's evaluation, so that it has a CI too")
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--top-p", type=float, default=1.0)
-    p.add_argument("--max-turn-tokens", type=int, default=None, help="default: 48 for tiny, 1024 otherwise")
-    p.add_argument("--max-dialogue-tokens", type=int, default=None, help="default: 512 for tiny, 8192 otherwise")
-    p.add_argument("--save-every", type=int, default=50, help="checkpoint every K steps")
+    p.add_argument("--temperature", type=number(float, 0), default=1.0, help="0: greedy")
+    p.add_argument("--top-p", type=number(float, high=1, above=0), default=1.0)
+    p.add_argument("--max-turn-tokens", type=number(int, 1), default=None, help="default: 48 for tiny, 1024 otherwise")
+    p.add_argument("--max-dialogue-tokens", type=number(int, 1), default=None, help="default: 512 for tiny, 8192 otherwise")
+    p.add_argument("--save-every", type=number(int, 1), default=50, help="checkpoint every K steps")
     p.add_argument("--judge", default=None, help="a local chat model that classifies turn types (default: rules)")
-    p.add_argument("--show", type=int, default=4, help="dialogues to print")
+    p.add_argument("--show", type=number(int, 0), default=4, help="dialogues to print")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None)
     p.add_argument("--out", default=None)
@@ -112,6 +147,10 @@ def parse_args(argv=None):
     args.eval_problems = args.eval_problems or (200 if tiny else 500)
     args.max_turn_tokens = args.max_turn_tokens or (48 if tiny else 1024)
     args.max_dialogue_tokens = args.max_dialogue_tokens or (512 if tiny else 8192)
+    args.lora_rank = (0 if tiny else 16) if args.lora_rank is None else args.lora_rank
+    args.lora_alpha = (args.lora_alpha or 2.0 * args.lora_rank) if args.lora_rank else None
+    args.lora_targets = [t for t in args.lora_targets.split(",") if t] if args.lora_rank else None
+    args.grad_checkpointing = not tiny if args.grad_checkpointing is None else args.grad_checkpointing
     if args.resume and not args.out:
         p.error("--resume needs --out, the folder of the run to continue")
     if args.transfer and args.data != "tiny" and not args.transfer_data:
@@ -130,30 +169,53 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     t_start = time.time()
+    args.device = distributed.setup(args.device) or args.device   # torchrun: join the group (alone: nothing)
     random.seed(args.seed)
     torch.manual_seed(args.seed)
     config = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
-    with runfolder.lock(args.out):
+    if distributed.world() > 1:
+        config["world_size"] = distributed.world()   # each rank samples with its own seed: part of the record
+
+    def claim_folder(held):
+        held.enter_context(runfolder.lock(args.out))
         runfolder.check_resume(args.out, config, args.resume, TRAINING_KEYS)
         if not args.resume:
             write_json(args.out / "config.json", config)
-        run(args)
+    try:
+        with contextlib.ExitStack() as held:
+            distributed.on_main(lambda: claim_folder(held))   # rank 0 holds the folder; its refusal stops all
+            run(args)
+    finally:
+        distributed.cleanup()
     print(f"done in {(time.time() - t_start) / 60:.1f} min: {args.out}")
 
 
 def run(args):
     """The recipe: evaluate the base model, train each seed with args.method, evaluate it, report."""
-    base, tokenizer = evaluate.load(args.model, args.device, seed=args.seed)
-    dialogue.ChatFormat(tokenizer)                       # fail now, clearly, on an unusable chat template
+    # the data first: a bad path or an empty file is said before minutes go into loading a model
+    train_problems = load_problems(args, "train", n=16 if args.stage == "rollout" else args.problems)
+    test_problems = eval_problems(args) if args.stage == "all" else {}
+    # rank 0 first: the tiny model's first load warms it up into a cache that the other ranks then read
+    base, tokenizer = distributed.on_main(lambda: evaluate.load(args.model, args.device, seed=args.seed),
+                                          then_all=True)
+    chat = dialogue.ChatFormat(tokenizer)                # fail now, clearly, on an unusable chat template
+    if args.lora_rank:        # one copy of the weights: adapters on = the student, off = the teacher and reference
+        lora.add_lora(base, rank=args.lora_rank, alpha=args.lora_alpha, targets=args.lora_targets, seed=args.seed)
+    if args.grad_checkpointing:                          # applies to training forwards only (model.train())
+        base.activation_checkpointing_enable()
     teacher = make_teacher(args, base, tokenizer)
+    args.max_batch_tokens = plan_memory(args, base, teacher)    # before the first step: will it fit?
+    if isinstance(teacher, dialogue.ModelTeacher):
+        teacher.max_batch_tokens = args.max_batch_tokens
     if args.stage == "rollout":
-        stage_rollout(args, base, tokenizer, teacher, load_problems(args, "train", n=16))
+        stage_rollout(args, base, tokenizer, teacher, train_problems)
         return
-    train_problems = load_problems(args, "train", n=args.problems)
+    train_problems = dialogue.fit_context(train_problems, teacher, chat, args.max_dialogue_tokens,
+                                          args.max_turn_tokens, "training problems")
     if args.method in GRPO_METHODS and len(train_problems) // args.batch_problems == 0:
         raise UserError(f"{len(train_problems)} training problems make no GRPO step of --batch-problems "
                         f"{args.batch_problems}; pass more --problems or a smaller --batch-problems.")
-    suites = eval_suites(args, teacher)
+    suites = eval_suites(args, test_problems, teacher, chat)
     print(f"run folder: {args.out}\nevaluating the base model on {', '.join(suites)} (N = {args.eval_turns})")
     # Fig. 3's contexts, the same for every model: the tiny world writes reference dialogues of wrong answers
     # for every test problem; with an LLM teacher they are the base model's first-seed dialogues
@@ -161,23 +223,30 @@ def run(args):
     if args.task == "math" and scripted(args):
         reference = tinyworld.reference_dialogues(suites[args.task][0], tokenizer, args.eval_turns)
         contexts[args.task] = evaluate.reference_contexts(reference, args.eval_turns)
-    base_results, base_dialogues = run_eval(args, base, tokenizer, suites, "base", range(args.eval_seeds), contexts)
-    if args.task == "math" and not contexts:
-        contexts[args.task] = evaluate.reference_contexts(base_dialogues[args.task], args.eval_turns)
-        base_results[args.task]["answer_loss_by_turn"] = evaluate.answer_loss_by_turn(
-            base, tokenizer, contexts[args.task], args.eval_turns)
+    with lora.adapters_off(base):                        # (fresh adapters add exactly 0; off, they cost nothing)
+        base_results, base_dialogues = run_eval(args, base, tokenizer, suites, "base", range(args.eval_seeds),
+                                                contexts)
+        if args.task == "math" and not contexts:
+            contexts[args.task] = evaluate.reference_contexts(base_dialogues[args.task], args.eval_turns)
+            base_results[args.task]["answer_loss_by_turn"] = evaluate.answer_loss_by_turn(
+                base, tokenizer, contexts[args.task], args.eval_turns)
     results = {"base": base_results}
     print_curves(results, args.eval_turns)
     trained = {name: [] for name in suites}
     for k in range(args.seeds):
         seed = args.seed + k
-        student = train_one(args, copy.deepcopy(base), tokenizer, teacher, train_problems, seed)
+        student = train_one(args, fresh_student(base, seed), tokenizer, teacher, train_problems, seed)
+        merged = args.out / f"seed-{seed}" / "merged"
+        if lora.adapters(student) and distributed.is_main() and not merged.exists():
+            lora.save_merged(student, tokenizer, merged)   # for plain transformers
         entries, _ = run_eval(args, student, tokenizer, suites, f"{args.method}-seed{seed}", [seed], contexts)
         for name, entry in entries.items():
             trained[name].append(entry)
         del student
     results[args.method] = {name: evaluate.combine(entries) for name, entries in trained.items()}
-    evaluate.write_report(args.out, results, n_turns_train=args.turns, trained_on=args.task if args.transfer else None)
+    if distributed.is_main():
+        evaluate.write_report(args.out, results, n_turns_train=args.turns,
+                              trained_on=args.task if args.transfer else None)
     print_curves(results, args.eval_turns)
     print(f"wrote {args.out}/eval.json, results.md" + (", plots" if any(args.out.glob("*.png")) else ""))
 
@@ -186,13 +255,23 @@ def run(args):
 # Training: one seed of one method.
 # ---------------------------------------------------------------------------------------------
 
+def fresh_student(base, seed: int):
+    """One training seed's starting policy. With LoRA, the base itself with fresh adapters (A drawn from the
+    seed, B = 0: exactly the base), so its one copy stays the teacher and the KL reference (adapters off);
+    with full finetuning, a deep copy, the base staying untouched beside it."""
+    if lora.adapters(base):
+        lora.reset_adapters(base, seed)
+        return base
+    return copy.deepcopy(base)
+
+
 def train_one(args, student, tokenizer, teacher, problems, seed: int):
-    """Train a fresh copy of the base model with args.method; its files go to out/seed-K/."""
+    """Train `student` (fresh_student) with args.method; its files go to out/seed-K/."""
     out = args.out / f"seed-{seed}"
     random.seed(seed)
     torch.manual_seed(seed)
     common = dict(max_turn_tokens=args.max_turn_tokens, max_dialogue_tokens=args.max_dialogue_tokens,
-                  temperature=args.temperature, top_p=args.top_p)
+                  temperature=args.temperature, top_p=args.top_p, max_batch_tokens=args.max_batch_tokens)
 
     def rl(model, turns, group_size, stage_out):
         return grpo.train(model, tokenizer, teacher, problems, stage_out, batch_problems=args.batch_problems,
@@ -206,7 +285,11 @@ def train_one(args, student, tokenizer, teacher, problems, seed: int):
                          seed=seed, save_every=args.save_every, resume=args.resume)
 
     if done(out):                                        # a resumed run: this seed already finished
-        return dialogue.load_model(str(runfolder.latest_checkpoint(done(out))), args.device)[0]
+        final = runfolder.latest_checkpoint(done(out))
+        if lora.adapters(student):
+            lora.load_adapters(student, final)
+            return student
+        return dialogue.load_model(str(final), args.device)[0]
     m = args.method
     if m in ("mt-rl", "st-rl", "st-rl-g32"):
         return rl(student, 1 if m.startswith("st") else args.turns, 32 if m == "st-rl-g32" else args.group_size, out)
@@ -214,10 +297,14 @@ def train_one(args, student, tokenizer, teacher, problems, seed: int):
         return sft_on(student, sft.single_turn_examples(problems, tokenizer, teacher.opening), out)
     # mt-sft, sft-rl and qprime first collect dialogues with the starting model, then SFT on the successes.
     prompt = tinyworld.question_prompt if scripted(args) else qprime.question_prompt
-    injector = qprime.QuestionInjector(student, tokenizer, prompt=prompt, seed=seed) if m == "qprime" else None
+    injector = qprime.QuestionInjector(student, tokenizer, prompt=prompt, seed=distributed.rank_seed(seed),
+                                       max_batch_tokens=args.max_batch_tokens) \
+        if m == "qprime" else None
     examples = sft.collect(student, tokenizer, teacher, problems, out, group_size=args.group_size,
                            max_turns=args.turns, on_incorrect=injector, seed=seed * 1_000_003, **common)
     if injector is not None:
+        counts = distributed.all_reduce_sum(list(injector.stats.values()))   # every rank's questions
+        injector.stats = dict(zip(injector.stats, map(int, counts)))
         write_json(out / "qprime_stats.json", injector.stats)
         print(f"Q-priming: {injector.stats}")
     if m == "mt-sft":
@@ -238,24 +325,35 @@ def done(out: Path) -> Path | None:
 # Evaluation suites, teachers, data.
 # ---------------------------------------------------------------------------------------------
 
-def eval_suites(args, teacher) -> dict:
-    """{eval task name: (problems, teacher, sharded)}: evaluate.py's held-out tasks, fully specified with
-    the run's teacher, sharded with the lazy user and the same problems fully specified in one turn
-    (Table 1). Code is evaluated on LiveCodeBench. With --transfer, the other task too (Fig. 4), with
-    its own scripted teacher in the tiny world."""
+def eval_problems(args) -> dict:
+    """{eval task name: problems}: evaluate.py's held-out tasks (Code is evaluated on LiveCodeBench), and with
+    --transfer the other task's too (Fig. 4)."""
     name = None if args.data == "tiny" else "livecodebench" if args.task == "code" else (args.dataset or "omni-math")
     problems = evaluate.load_eval_tasks(args.task, args.eval_data or args.data, name, args.sharded_data,
                                         args.eval_problems, args.seed)
-    teachers = {args.task: teacher}
     if args.transfer:
         other = "code" if args.task == "math" else "math"
         problems.update(evaluate.load_eval_tasks(other, args.transfer_data or "tiny", None, None,
                                                  args.eval_problems, args.seed))
+    return problems
+
+
+def eval_suites(args, problems, teacher, chat) -> dict:
+    """{eval task name: (problems, teacher, sharded)}: the fully specified tasks with the run's teacher (the
+    transfer task with its own scripted teacher in the tiny world), the sharded ones with the lazy user and the
+    same problems fully specified in one turn (Table 1); problems that don't fit the context are skipped."""
+    teachers = {args.task: teacher}
+    for other in {k.split("-")[0] for k in problems} - {args.task}:
         teachers[other] = tinyworld.scripted_teacher(other) if scripted(args) else teacher
+    suites = {}
+    for k, v in problems.items():
+        teacher_k = evaluate.task_teacher(k, teachers[k.split("-")[0]], scripted(args))
+        fitting = dialogue.fit_context(v, teacher_k, chat, 2 * args.max_dialogue_tokens, args.max_turn_tokens,
+                                       f"{k} problems")
+        suites[k] = (fitting, teacher_k, k.endswith("-sharded"))
     if args.data != "tiny":
-        write_json(args.out / "split-test.json", {k: [p.id for p in v] for k, v in problems.items()})
-    return {k: (v, evaluate.task_teacher(k, teachers[k.split("-")[0]], scripted(args)), k.endswith("-sharded"))
-            for k, v in problems.items()}
+        write_json(args.out / "split-test.json", {k: [p.id for p in v] for k, (v, _, _) in suites.items()})
+    return suites
 
 
 def run_eval(args, model, tokenizer, suites, label, seeds, contexts) -> tuple[dict, dict]:
@@ -270,7 +368,8 @@ def run_eval(args, model, tokenizer, suites, label, seeds, contexts) -> tuple[di
                                            seeds=list(seeds), temperature=args.temperature, top_p=args.top_p,
                                            max_turn_tokens=args.max_turn_tokens,
                                            max_dialogue_tokens=2 * args.max_dialogue_tokens, sharded=sharded,
-                                           classifier=classifier, answer_contexts=contexts.get(name))
+                                           classifier=classifier, answer_contexts=contexts.get(name),
+                                           max_batch_tokens=args.max_batch_tokens)
         results[name], first[name] = entry, by_seed[0]
         (args.out / "dialogues").mkdir(exist_ok=True)
         for seed, ds in zip(seeds, by_seed):
@@ -288,11 +387,47 @@ def make_teacher(args, student, tokenizer):
     if scripted(args):
         return tinyworld.scripted_teacher(args.task)
     if args.teacher in ("auto", "same"):
-        # The starting weights, frozen. Each seed trains its own copy (train_one), never these, so the
-        # base model itself is the teacher: no second copy of a 12B model on the GPU.
-        return dialogue.ModelTeacher(student, tokenizer, seed=args.seed)
+        # The starting weights, frozen: the base model itself, which either trains only adapters that the
+        # teacher switches off, or stays untouched beside each seed's deep copy (fresh_student).
+        return dialogue.ModelTeacher(student, tokenizer, seed=distributed.rank_seed(args.seed))
     teacher_model, teacher_tok = evaluate.load(args.teacher, args.device)
-    return dialogue.ModelTeacher(teacher_model.requires_grad_(False), teacher_tok, seed=args.seed)
+    return dialogue.ModelTeacher(teacher_model.requires_grad_(False), teacher_tok,
+                                 seed=distributed.rank_seed(args.seed))
+
+
+def plan_memory(args, student, teacher) -> int | None:
+    """Print the memory plan (memory.py) and refuse, in one sentence, a run that cannot fit; return the cap on
+    positions per generate call, --rollout-batch x --max-dialogue-tokens (the rollout batch, unless given, the
+    most the plan fits, up to a step's B x g; the tiny model's default: no cap, a step in one call, as always).
+    Free memory is what the device (or, on the CPU, the machine) has left plus the weights already loaded,
+    which the plan counts."""
+    teacher_model = getattr(teacher, "model", student)
+    teacher_weights = _bytes(teacher_model) if teacher_model is not student else 0
+    free = memory.free_bytes(next(student.parameters()).device) + _bytes(student) + teacher_weights
+    most = args.batch_problems * (32 if args.method == "st-rl-g32" else args.group_size)
+    settings = dict(lora_rank=args.lora_rank, lora_targets=args.lora_targets or lora.DEFAULT_TARGETS,
+                    dtype=student.get_input_embeddings().weight.dtype, micro_batch=args.micro_batch,
+                    max_dialogue_tokens=args.max_dialogue_tokens, grad_checkpointing=args.grad_checkpointing,
+                    beta=args.beta, teacher_weights=teacher_weights)
+    auto = args.rollout_batch is None and args.model != "tiny"
+    try:
+        rollout_batch = memory.largest_rollout_batch(student.config, most, free, **settings) if auto \
+            else args.rollout_batch or most
+        plan = memory.memory_plan(student.config, rollout_batch=rollout_batch, **settings)
+    except memory.PlanError as e:                         # an architecture memory.py has no layout for
+        print(f"no memory plan: {e}")
+        return args.rollout_batch * args.max_dialogue_tokens if args.rollout_batch else None
+    print(memory.format_plan(plan, free) + (f"\n  rollout batch {rollout_batch}: the most dialogues per generate "
+                                            "call that fit (--rollout-batch)" if auto else ""))
+    try:
+        memory.check_fits(plan, free)
+    except memory.PlanError as e:
+        raise UserError(str(e)) from None
+    return rollout_batch * args.max_dialogue_tokens if auto or args.rollout_batch else None
+
+
+def _bytes(model) -> int:
+    return sum(p.numel() * p.element_size() for p in model.parameters())
 
 
 def load_problems(args, split: str, n: int | None) -> list[tasks.Problem]:
@@ -307,10 +442,14 @@ def load_problems(args, split: str, n: int | None) -> list[tasks.Problem]:
 def stage_rollout(args, student, tokenizer, teacher, problems):
     """Roll out the starting model, print a few dialogues, save them all."""
     t0 = time.time()
-    dialogues = dialogue.rollout(student, tokenizer, problems, teacher, group_size=args.group_size,
+    dialogues = dialogue.rollout(student, tokenizer, distributed.shard(problems), teacher, group_size=args.group_size,
                                  max_turns=args.turns, max_turn_tokens=args.max_turn_tokens,
                                  max_dialogue_tokens=args.max_dialogue_tokens, temperature=args.temperature,
-                                 top_p=args.top_p, seed=args.seed, progress=True)
+                                 top_p=args.top_p, seed=distributed.rank_seed(args.seed), progress=True,
+                                 max_batch_tokens=args.max_batch_tokens)
+    dialogues = distributed.gather(dialogues, unit=args.group_size)
+    for i, d in enumerate(dialogues):
+        d.group = i // args.group_size   # the problem's index in the whole list, not in this rank's share
     for d in dialogues[:: max(1, len(dialogues) // max(1, args.show))][: args.show]:
         print(d.render(), end="\n\n")
     (args.out / "dialogues").mkdir(exist_ok=True)
@@ -335,6 +474,6 @@ if __name__ == "__main__":
     try:
         main()
     except (UserError, tasks.DataError) as e:
-        sys.exit(f"error: {e}")
+        sys.exit(f"error: {e}" if os.environ.get("RANK", "0") == "0" else 1)   # torchrun: said once, by rank 0
     except KeyboardInterrupt:
         sys.exit("interrupted: everything written so far is intact; continue with --resume --out <run folder>")

@@ -24,6 +24,8 @@ import sys
 import zlib
 from dataclasses import dataclass, field
 
+import asserts
+
 
 @dataclass
 class Problem:
@@ -174,14 +176,14 @@ def load_omni_math(path: str | None = None, split: str = "train", n_train: int =
     problems = []
     for i in chosen:
         where, row = rows[i]
-        problems.append(Problem(
+        problems.append((where, Problem(
             id=f"omni-{i}", task="math", statement=_get(row, "problem", str, where),
             # a gold answer wrapped in $...$ or \boxed{} is kept: verify.math_equal normalises it
             answer=str(_get(row, "answer", (str, int, float), where)).strip(),
             solution=_get(row, "solution", str, where, default=""), source=_get(row, "source", str, where, default=""),
             meta={"domain": _get(row, "domain", list, where, default=[]),
-                  "difficulty": _get(row, "difficulty", (int, float), where, default=None), "row": i}))
-    return problems
+                  "difficulty": _get(row, "difficulty", (int, float), where, default=None), "row": i})))
+    return within_limits(problems, path)
 
 
 def load_livecodebench(path: str | None = None, release: int = 6, n: int | None = None) -> list[Problem]:
@@ -204,13 +206,14 @@ def load_livecodebench(path: str | None = None, release: int = 6, n: int | None 
     for file in files:
         for where, row in _read_jsonl(file):
             starter = _get(row, "starter_code", str, where, default="")
-            problems.append(Problem(
+            problems.append((where, Problem(
                 id=f"lcb-{_get(row, 'question_id', (str, int), where)}", task="code",
                 statement=code_statement(_get(row, "question_content", str, where), starter),
                 tests=_code_tests(row, where), func_name=_func_name(row, where), starter_code=starter,
                 source=_get(row, "platform", str, where, default="livecodebench"),
                 meta={"question_id": row["question_id"], "difficulty": row.get("difficulty"),
-                      "contest_date": row.get("contest_date"), "title": row.get("question_title")}))
+                      "contest_date": row.get("contest_date"), "title": row.get("question_title")})))
+    problems = within_limits(problems, path or "LiveCodeBench")
     return problems[:n] if n is not None else problems
 
 
@@ -220,6 +223,11 @@ def load_opencodeinstruct(path: str | None = None, n: int | None = None, seed: i
     The tests are the row's `assert` strings; the reference solution is `output` (markdown with a
     python block). With `n`, a seeded sample of n rows. From the hub, parquet shards are fetched one
     by one until n rows are in hand (all of them, millions of rows, without n).
+    The dataset has no private tests, so the first half of each row's asserts are public (the teacher
+    relays their results) and the rest private (they count for the reward only): were every assert
+    relayed, a program could copy the expected values it was told (pitfall 11). A row with an assert that
+    verify.check_code cannot judge outside the program (asserts.split_assert refuses its shape: the
+    program could decide it) can't be rewarded honestly: it is skipped, and counted.
     """
     if path in (None, "hub"):
         repo = "nvidia/OpenCodeInstruct"
@@ -237,17 +245,28 @@ def load_opencodeinstruct(path: str | None = None, n: int | None = None, seed: i
                 break
     else:
         rows = _read_rows(path)
-    problems = []
+    if rows and "unit_tests" not in rows[0][1] and "public_test_cases" in rows[0][1]:
+        raise DataError(f"{path} holds LiveCodeBench problems, but code training data (--task code --data) is read "
+                        "as OpenCodeInstruct; pass LiveCodeBench with --eval-data instead.")
+    problems, unjudgeable = [], 0
     for i, (where, row) in enumerate(rows):
-        asserts = _decode_unit_tests(_get(row, "unit_tests", (str, list), where), where)
-        if not asserts:
+        tests = _decode_unit_tests(_get(row, "unit_tests", (str, list), where), where)
+        if not tests:
             continue  # a problem with no tests can't be verified, so it can't be rewarded
-        problems.append(Problem(
+        if not all(map(_judgeable, tests)):
+            unjudgeable += 1
+            continue
+        public = (len(tests) + 1) // 2
+        problems.append((where, Problem(
             id=f"oci-{row.get('id') or i}", task="code", statement=_get(row, "input", str, where),
-            solution=_get(row, "output", str, where), tests=[{"assert": a} for a in asserts],
+            solution=_get(row, "output", str, where),
+            tests=[{"assert": a, "public": k < public} for k, a in enumerate(tests)],
             source="opencodeinstruct",
             meta={"domain": row.get("domain"), "generation_algorithm": row.get("generation_algorithm"),
-                  "average_test_score": row.get("average_test_score")}))
+                  "average_test_score": row.get("average_test_score")})))
+    if unjudgeable:
+        print(f"skipped {unjudgeable} OpenCodeInstruct problem(s) with an assert the program could decide")
+    problems = within_limits(problems, path or "OpenCodeInstruct")
     if n is not None and n < len(problems):
         problems = random.Random(seed).sample(problems, n)
     return problems
@@ -302,8 +321,8 @@ def load_lost_in_conversation(path: str | None = None, task: str = "math") -> li
                         or "Complete the following Python function.")
             p.statement = code_statement(question, p.starter_code)
             p.tests, p.func_name = _code_tests(entry, where), _func_name(entry, where)
-        problems.append(p)
-    return problems
+        problems.append((where, p))
+    return within_limits(problems, path)
 
 
 def load_task(name: str, path: str | None = None, split: str = "train", n: int | None = None,
@@ -312,16 +331,19 @@ def load_task(name: str, path: str | None = None, split: str = "train", n: int |
     (they have no split: `split` is ignored); with `n`, the first n (a seeded sample for OpenCodeInstruct)."""
     if name in ("tiny", "tiny-code"):
         return tiny_problems("code" if name == "tiny-code" else "math", split, n, seed)
-    if name == "omni-math":
+    if name == "opencodeinstruct":
+        problems = load_opencodeinstruct(path, n, seed)
+    elif name == "omni-math":
         problems = load_omni_math(path, split, seed=seed)   # already a seeded shuffle: the first n are a sample
     elif name == "livecodebench":
         problems = load_livecodebench(path)
-    elif name == "opencodeinstruct":
-        return load_opencodeinstruct(path, n, seed)
     elif name in ("lic-math", "lic-code"):
         problems = load_lost_in_conversation(path, name.removeprefix("lic-"))
     else:
         raise ValueError(f"Unknown dataset {name!r}: choose one of {', '.join(DATASETS)}.")
+    if not problems:
+        raise DataError(f"{path or 'The hub file'} holds no {name} problems (an empty file, or an empty list); "
+                        "pass a file that holds some.")
     return problems[:n] if n is not None else problems
 
 
@@ -333,6 +355,31 @@ def code_statement(question: str, starter_code: str) -> str:
     how = (CODE_PROMPT_STARTER.format(starter_code=starter_code.rstrip()) if starter_code.strip()
            else CODE_PROMPT_STDIN)
     return f"{question.strip()}\n\n{how}"
+
+
+# --- size limits: one oversized row must not take the machine ---
+
+MAX_TEXT_CHARS = 100_000   # statement, solution, answer or shard: 20x the longest real problem; more is a broken row
+MAX_TEST_CHARS = 10 << 20  # a test's input or output: the sandbox's 10 MB file-size limit could not hold more
+
+
+def within_limits(rows: list[tuple[str, Problem]], source: str) -> list[Problem]:
+    """The problems of (where, problem) rows whose texts and tests are within the size limits. The others are
+    skipped, with one line that counts them and names the first one's file, line and limit: a single 50 MB
+    statement would otherwise be tokenized and prefilled, and take the run's memory with it."""
+    kept, skipped = [], []
+    for where, p in rows:
+        texts = [p.statement, p.solution, p.answer or "", *(p.shards or [])]
+        tests = [str(t.get(k, "")) for t in p.tests for k in ("input", "output", "assert")]
+        if max(map(len, texts), default=0) > MAX_TEXT_CHARS:
+            skipped.append(f"{where} (a text of {max(map(len, texts)):,} characters; the limit is {MAX_TEXT_CHARS:,})")
+        elif max(map(len, tests), default=0) > MAX_TEST_CHARS:
+            skipped.append(f"{where} (a test of {max(map(len, tests)):,} characters; the limit is {MAX_TEST_CHARS:,})")
+        else:
+            kept.append(p)
+    if skipped:
+        print(f"skipped {len(skipped)} problem(s) of {source} past the size limits, the first: {skipped[0]}")
+    return kept
 
 
 # --- helpers: reading files, checking fields, decoding tests ---
@@ -470,6 +517,15 @@ class _PlainUnpickler(pickle.Unpickler):
     def find_class(self, module, name):
         raise pickle.UnpicklingError(f"holds a pickle that references {module}.{name}; refused to load it "
                                      "(only a plain pickled string is accepted)")
+
+
+def _judgeable(test: str) -> bool:
+    """Can verify.check_code judge this assert outside the program (asserts.split_assert accepts it)?"""
+    try:
+        asserts.split_assert(test)
+        return True
+    except (SyntaxError, ValueError):
+        return False
 
 
 def _decode_unit_tests(value, where: str) -> list[str]:

@@ -295,3 +295,12 @@ def test_code_private_knowledge_is_the_latest_feedback_after_an_injected_questio
         {"role": "teacher", "text": "Look at test 1."},
         {"role": "student", "turn": 2, "text": "What should f(0) be?", "injected": True, "correct": None}])
     assert "Test 1 (fail): got '43'" in dialogue.private_knowledge(d)
+
+
+def test_a_truncated_weights_file_is_one_sentence(tok, model, tmp_path):
+    model.save_pretrained(tmp_path / "m")
+    tok.save_pretrained(tmp_path / "m")
+    weights = tmp_path / "m" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(UserError, match="Could not load the model"):
+        dialogue.load_model(str(tmp_path / "m"), "cpu")

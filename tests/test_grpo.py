@@ -301,8 +301,8 @@ def test_with_a_kl_term_flat_groups_still_take_a_step(tok):
     adv = torch.zeros(4)                                                 # every group flat
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     before = [p.detach().clone() for p in model.parameters()]
-    stats = grpo.train_step(model, opt, runfolder.Guard(), ds, adv, tok.pad_token_id, "cpu", reference=reference,
-                            beta=0.5)
+    stats = grpo.train_step(model, opt, runfolder.Guard(), ds, adv, tok.pad_token_id, "cpu",
+                            reference=grpo.reference_policy(reference), beta=0.5)
     assert stats["loss"] > 0 and stats["student_tokens"] == 8
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
     unchanged = random_llama(tok, seed=8)                                # beta = 0: no signal, no step at all

@@ -66,3 +66,17 @@ def test_metrics_are_cut_back_to_the_checkpoint(tmp_path):
         runfolder.append_metrics(tmp_path, {"step": step})
     runfolder.truncate_metrics(tmp_path, 3)
     assert [json.loads(l)["step"] for l in (tmp_path / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
+
+
+def test_a_full_disk_while_saving_keeps_the_previous_checkpoint_and_says_so(tok, tmp_path, monkeypatch):
+    import errno
+    _checkpoints(tok, tmp_path, [1])
+    model = random_llama(tok, seed=1)
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(torch, "save", full)
+    with pytest.raises(runfolder.UserError, match="the disk is full.*step-000001, is intact.*--resume"):
+        runfolder.save_checkpoint(tmp_path, 2, model, tok, torch.optim.AdamW(model.parameters()), {})
+    assert [p.name for p in runfolder.checkpoints(tmp_path)] == ["step-000001"]
+    assert not list((tmp_path / "checkpoints").glob(".tmp*"))

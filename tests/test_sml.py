@@ -10,10 +10,11 @@ import pytest
 import evaluate
 import runfolder
 import sml
+import tasks
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--problems", "8", "--batch-problems", "4", "--group-size", "2", "--turns", "2", "--eval-turns", "3",
-        "--eval-problems", "4", "--max-dialogue-tokens", "160"]
+        "--eval-problems", "4", "--max-dialogue-tokens", "160", "--eval-seeds", "1"]
 
 
 @pytest.fixture(autouse=True)
@@ -37,11 +38,12 @@ def test_rollout_stage_prints_dialogues_and_writes_them(tmp_path):
 @pytest.mark.parametrize("method", sml.METHODS)
 def test_every_method_runs_end_to_end(tmp_path, method):
     out = tmp_path / method
-    sml.main(["--task", "math", "--method", method, "--out", str(out), *TINY])
+    base_seeds = 3 if method == "mt-rl" else 1                          # the default gives the base a CI
+    sml.main(["--task", "math", "--method", method, "--out", str(out), *TINY, "--eval-seeds", str(base_seeds)])
     results = json.loads((out / "eval.json").read_text())
     evaluate.validate_eval_json(results)
     assert set(results) == {"base", method} and set(results[method]) == {"math", "math-sharded", "math-full"}
-    assert len(results["base"]["math"]["per_seed"]) == 3                 # the base's CI: 3 sampling seeds
+    assert len(results["base"]["math"]["per_seed"]) == base_seeds and sml.parse_args([]).eval_seeds == 3
     assert (out / "results.md").exists()
     stage = out / "seed-0" / ("stage-rl" if method in ("qprime", "sft-rl") else "")
     assert (stage / "finished").exists() and list((stage / "checkpoints").glob("step-*"))
@@ -122,3 +124,33 @@ def test_run_folder_guards(tmp_path):
     with runfolder.lock(out):                                                       # another run holds the folder
         with pytest.raises(runfolder.UserError, match="Another run"):
             sml.main(["--out", str(out), "--resume", *TINY])
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--turns", "0"], "argument --turns: 0 is below 1"),
+    (["--problems", "-3"], "argument --problems: -3 is below 1"),
+    (["--lr", "0"], "argument --lr: 0 must be above 0"),
+    (["--top-p", "1.5"], "argument --top-p: 1.5 is above 1"),
+    (["--eval-turns", "ten"], "argument --eval-turns: 'ten' is not an integer"),
+])
+def test_bad_numbers_are_one_sentence_before_anything_loads(args, message, capsys):
+    with pytest.raises(SystemExit):
+        sml.parse_args(args)
+    assert message in capsys.readouterr().err
+
+
+def test_data_is_checked_before_the_model_is_loaded(tmp_path, monkeypatch):
+    empty = tmp_path / "omni.jsonl"
+    empty.write_text("")
+    monkeypatch.setattr(evaluate, "load", lambda *a, **k: pytest.fail("the model was loaded before the data"))
+    with pytest.raises(tasks.DataError, match="holds no omni-math problems"):
+        sml.main(["--data", str(empty), "--model", "some/model", "--out", str(tmp_path / "run")])
+
+
+def test_an_output_path_that_is_a_file_is_one_sentence(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    with pytest.raises(runfolder.UserError, match="Cannot use .* as the output folder"):
+        sml.main(["--out", str(blocker / "run"), *TINY])
+    with pytest.raises(runfolder.UserError, match="Cannot use .* as the output folder"):
+        evaluate.main(["--out", str(blocker / "eval"), "--problems", "2"])

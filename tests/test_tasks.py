@@ -182,10 +182,12 @@ def test_opencodeinstruct_fields_and_sampling():
     p = problems[0]
     assert p.task == "code" and p.statement.startswith("Write a function clamp")
     assert p.solution.startswith("```python\ndef clamp")
-    assert p.tests == [{"assert": "assert clamp(5, 0, 10) == 5"}, {"assert": "assert clamp(-1, 0, 10) == 0"},
-                       {"assert": "assert clamp(11, 0, 10) == 10"}]
+    assert p.tests == [{"assert": "assert clamp(5, 0, 10) == 5", "public": True},
+                       {"assert": "assert clamp(-1, 0, 10) == 0", "public": True},
+                       {"assert": "assert clamp(11, 0, 10) == 10", "public": False}]
     assert p.meta["domain"] == "generic" and p.meta["average_test_score"] == "1"
-    assert problems[1].tests == [{"assert": 'assert is_palindrome("abba")'}, {"assert": 'assert not is_palindrome("ab")'}]
+    assert problems[1].tests == [{"assert": 'assert is_palindrome("abba")', "public": True},
+                                 {"assert": 'assert not is_palindrome("ab")', "public": False}]
     sample = tasks.load_opencodeinstruct(OCI, n=2, seed=1)
     assert len(sample) == 2 and [p.id for p in sample] == [p.id for p in tasks.load_opencodeinstruct(OCI, n=2, seed=1)]
 
@@ -355,3 +357,54 @@ def test_hub_paths_use_the_right_files(monkeypatch):
                      ("livecodebench/code_generation_lite", "test2.jsonl", "dataset"),
                      ("livecodebench/code_generation_lite", "test3.jsonl", "dataset"),
                      ("microsoft/lost_in_conversation", "lost_in_conversation.json", "dataset")]
+
+
+def test_an_oversized_row_is_skipped_with_a_count_not_loaded(tmp_path, capsys):
+    """A 50 MB problem statement once drove a run to 19 GB of RAM: rows past the size limits are skipped, and one
+    line names the file, the line and the limit."""
+    good = json.loads(open(os.path.join(FIX, "omni_math.jsonl")).readline())
+    path = tmp_path / "omni.jsonl"
+    huge = {**good, "problem": "x" * (50 << 20)}
+    path.write_text("\n".join(json.dumps(r) for r in [good, huge, good, good]) + "\n")
+    problems = tasks.load_omni_math(str(path), "train", n_train=4, n_test=0)
+    assert len(problems) == 3 and max(len(p.statement) for p in problems) < 1000
+    said = capsys.readouterr().out
+    assert "skipped 1 problem(s)" in said and f"{path}, line 2" in said and "100,000" in said
+    lcb = json.loads(open(os.path.join(FIX, "livecodebench.jsonl")).readline())
+    lcb["public_test_cases"] = json.dumps([{"input": "1" * (11 << 20), "output": "1", "testtype": "stdin"}])
+    (tmp_path / "lcb.jsonl").write_text(json.dumps(lcb) + "\n")
+    assert tasks.load_livecodebench(str(tmp_path / "lcb.jsonl")) == []
+    assert "a test of 11,534,336 characters" in capsys.readouterr().out
+
+
+def test_problems_whose_opening_fills_the_context_are_skipped(capsys):
+    import dialogue
+    import tinyworld
+    tok = tinyworld.build_tokenizer()
+    chat = dialogue.ChatFormat(tok)
+    short = tasks.Problem(id="s", task="math", statement="What is 1 + 1?", answer="2")
+    long = tasks.Problem(id="l", task="math", statement="What is " + "1 + " * 100 + "1?", answer="101")
+    kept = dialogue.fit_context([short, long], tinyworld.HintTeacher(), chat, max_dialogue_tokens=256, room=48)
+    assert kept == [short] and "skipped 1 of 2 problems" in capsys.readouterr().out
+
+
+def test_opencodeinstruct_splits_public_and_private_asserts_and_skips_unjudgeable_rows(tmp_path, capsys):
+    rows = [{"id": "a", "input": "Write f.", "output": "```python\ndef f(x):\n    return x\n```",
+             "unit_tests": json.dumps(["assert f(1) == 1", "assert f(2) == 2", "assert f(3) == 3"])},
+            {"id": "b", "input": "Write f.", "output": "```python\ndef f(x):\n    return x\n```",
+             "unit_tests": json.dumps(["assert f(1) == 1", "assert all(f(x) == x for x in range(3))"])}]
+    path = tmp_path / "oci.jsonl"
+    path.write_text("\n".join(map(json.dumps, rows)))
+    [p] = tasks.load_opencodeinstruct(str(path))
+    assert p.id == "oci-a" and [t["public"] for t in p.tests] == [True, True, False]
+    assert "skipped 1 OpenCodeInstruct problem(s)" in capsys.readouterr().out
+
+
+def test_empty_datasets_and_misplaced_livecodebench_are_one_sentence(tmp_path):
+    (tmp_path / "empty.jsonl").write_text("\n")
+    (tmp_path / "lic.json").write_text("[]")
+    for name, path in [("omni-math", "empty.jsonl"), ("livecodebench", "empty.jsonl"), ("lic-math", "lic.json")]:
+        with pytest.raises(tasks.DataError, match="holds no"):
+            tasks.load_task(name, str(tmp_path / path))
+    with pytest.raises(tasks.DataError, match="LiveCodeBench with --eval-data"):
+        tasks.load_task("opencodeinstruct", os.path.join(FIX, "livecodebench.jsonl"))
