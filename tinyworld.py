@@ -3,34 +3,32 @@ scripted teachers it talks to. It stands in for the paper's Gemma-3-12B-IT on a 
 
 What the base model can do, and what it cannot
   The tiny student is a small Llama-architecture model that reads characters, warmed up for a few minutes
-  on a corpus written below. It learns one exact skill: add or subtract a one-digit number (37 + 5 = 42),
-  one step per answer. The problems take two steps, "What is 47 + 5 - 3?", and the corpus never shows it
-  doing two at once: its best effort is the first step, 52. So no problem is solved in one turn, and
-  single-turn RL has nothing to reinforce: the right answer is never among the answers it samples.
+  on a corpus written below. It learns one exact skill: one step of adding or subtracting a one-digit number,
+  which it writes out ("37 + 5 = \\boxed{42}"). The problems take two steps, "What is 47 + 5 - 3?", and the corpus
+  never shows it doing two at once: its best effort is the first step, "47 + 5 = \\boxed{52}". So no problem is
+  solved in one turn, and single-turn RL has nothing to reinforce: the right answer is never among the answers
+  it samples. The second step is exactly what the teacher's feedback makes possible.
 
 The teacher, and what the base does with its feedback
-  The math teacher knows the answer and never states it. To a wrong answer it says how far off it is, in words:
-  "Not quite: a little too high." (off by 1-2), "Not quite: too high." (3-5), "Not quite: much too high." (6 or
-  more). That narrows the answer down without pinning it: a student who uses it (52 - 3, 4 or 5: the one skill
-  it has) is right a quarter to a half of the time and closes in over the next turns. To the question "How far
-  off is 52?" it says exactly "52 is 3 too high.", so a question pays more than a guess. The code teacher
+  The math teacher knows the answer and never states it. To a wrong answer it says how far off it is:
+  "52 is 3 too high." when that is one step (1-9), else "52 is much too high." A student who uses the reply
+  takes the one step it knows, "52 - 3 = \\boxed{49}", and is right. A question, "How far off is 52?", gets the
+  same reply (so on the tiny world a question pays only as much as the attempt it replaces). The code teacher
   relays the first failing test of the student's program ("Test 1 (fail): input '1' | expected '50' | got '53'").
   The corpus writes the base as a student who mostly ignores feedback: after a reply that carries information,
-  its next answer uses it only P_USE of the time; otherwise it repeats its last answer (anchoring) or guesses
-  nearby. It rarely asks. `HintTeacher.uptake` measures exactly how often a student's next answer agrees with
-  the reply: about P_USE for the base, and what SML should raise.
+  its next answer uses it only P_USE of the time; otherwise it repeats its last answer word for word
+  (anchoring) or guesses nearby. It rarely asks. `HintTeacher.uptake` measures exactly how often a student's
+  next answer is the one the reply points to: about P_USE for the base, and what SML should raise.
 
 Why SML should help, and where
-  * Fig. 1: using feedback is a skill the base has (the arithmetic is the one it knows, and it shows the habit
-    now and then) but seldom uses. Multi-turn RL rewards the dialogues in which it did, so later turns improve,
-    and keep improving past the training horizon N = 4 because each reply narrows the answer further.
-    Single-turn RL (N = 1) only sees turn 1, where there is nothing to learn.
+  * Fig. 1: using feedback is a skill the base has (the step is the one it knows, and it shows the habit now
+    and then) but seldom uses. Multi-turn RL rewards the dialogues in which it did, so later turns improve, and
+    keep improving past the training horizon N = 4 (a student that still guesses or anchors sometimes gets a
+    usable reply only later). Single-turn RL (N = 1) only sees turn 1, where there is nothing to learn.
   * Fig. 3: after SML the loss on the right answer falls once the teacher has spoken; the base's hardly moves.
   * Table 1: sharded problems ("Compute a sum." / "The first number is 37." / "The second number is 5.") need
     the same habit: the base computes 37 + 5 when asked in one turn, but in pieces it answers early and then
-    anchors on its early answer; a student trained to use what the teacher just said should do better.
-  * Fig. 5-6: a question ("How far off is 52?") gets an exact answer, so dialogues with a question should
-    succeed more often; Q-priming teaches asking, which RL can then keep because it pays.
+    anchors on its early answer; a student trained to use what the teacher just said may do better.
   * Fig. 4: the code task is the same problems as programs, so math and code share the skill.
 
     python tinyworld.py                 # warm up (or load) the base model and measure it (success, uptake, sharded)
@@ -62,14 +60,14 @@ import tasks
 import verify
 from dialogue import Dialogue
 
-VERSION = 6          # bump when the corpus or the model changes: the cache key includes it
+VERSION = 7          # bump when the corpus or the model changes: the cache key includes it
 SPECIALS = ["<|pad|>", "<|bos|>", "<|end|>", "<|system|>", "<|user|>", "<|assistant|>", "<|unk|>"]
 CHARS = [chr(c) for c in range(32, 127)] + ["\n"]
 CHAT_TEMPLATE = ("{{ bos_token }}{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}<|end|>{% endfor %}"
                  "{% if add_generation_prompt %}<|assistant|>{% endif %}")
 
 # The base student's habits in the warm-up corpus (see the docstring).
-P_USE = 0.2          # after a reply that carries information, the next answer uses it
+P_USE = 0.1          # after a reply that carries information, the next answer uses it
 P_REPEAT = 0.6       # ... otherwise it repeats its last answer (anchoring), else it guesses nearby
 P_ASK = 0.04         # a turn asks "How far off is N?" instead of answering
 P_USE_SHARDS = 0.3   # sharded: the answer after the last shard combines the shards
@@ -85,9 +83,9 @@ ARITHMETIC_MIX = {"solve": 0.85, "solve-code": 0.15}   # some programs from the 
 # ---------------------------------------------------------------------------------------------
 
 class HintTeacher:
-    """Math: to a wrong answer, how far off it is in words (narrows the answer down, never pins it); to
-    "How far off is N?", the exact distance. The tiny student gets the bare problem as its opening (it never
-    learned to read instructions)."""
+    """Math: to a wrong answer or to "How far off is N?", how far off it is when that is one step ("52 is 3 too
+    high."), else "much too high". The tiny student gets the bare problem as its opening (it never learned to
+    read instructions)."""
 
     def opening(self, problem) -> str:
         return problem.statement
@@ -121,50 +119,38 @@ def hint(gold: int, student_text: str) -> tuple[str, tuple[float, float] | None]
         n = int(asked.group(1))
         if n == gold:
             return "That one is exactly right.", (gold, gold)
-        return _how_far(n, gold, exact=True)
+        return _how_far(n, gold)
     x = _integer(student_text)
     if x is None:
         return "Please give your final answer as a number in \\boxed{}.", None
-    return _how_far(x, gold, exact=False)
+    return _how_far(x, gold)
 
 
-# How far off an answer is, as the teacher rounds it: the distance is in BANDS[r] when it says "about r".
-BANDS = {"about 1": (1, 1), "about 3": (2, 4), "about 6": (5, 7), "about 9": (8, 10), "much": (11, math.inf)}
-
-
-def _how_far(x: int, gold: int, exact: bool) -> tuple[str, tuple[float, float]]:
-    """"52 is 3 too high." (exact: the answer to a question) or "52 is about 3 too high." (the distance rounded
-    to 1, 3, 6 or 9: a student who moves by it lands on the answer or within 1 of it, and "about 1" pins it)."""
+def _how_far(x: int, gold: int) -> tuple[str, tuple[int, int] | None]:
+    """"52 is 3 too high.": how far off, exactly, when it is a one-digit distance (the one step the student can
+    take); beyond that only "52 is much too high.", which says nothing it can compute with. It never states the
+    answer: a distance that equals it (or -x for x = -gold) is said without the number ("That is 3 too high.")."""
     side = "high" if x > gold else "low"
-    rounded = next(r for r, (near, far) in BANDS.items() if near <= abs(x - gold) <= far)
-    near, far = BANDS[rounded]
-    band = (x - far, x - near) if x > gold else (x + near, x + far)
-    reply, where = (f"{x} is {abs(x - gold)} too {side}.", (gold, gold)) if exact else \
-        (f"{x} is {rounded} too {side}.", band)
-    if verify.mentions_answer(reply, str(gold)):     # the distance, or -x for x = -gold, would state the answer
-        reply, where = f"That is {rounded} too {side}.", band
-    return reply, where
+    far = abs(x - gold) > 9
+    reply = f"{x} is {'much' if far else abs(x - gold)} too {side}."
+    if verify.mentions_answer(reply, str(gold)):
+        reply = f"That is {'much' if far else abs(x - gold)} too {side}."
+    return reply, (None if far else (gold, gold))
 
 
-def _use(reply: str, x: int) -> int:
-    """How the base uses a reply that carries information: it moves the number the teacher named by the
-    distance it gave ("52 is about 3 too high." -> 49; "much" counts as 9); for code it subtracts the input of
-    the relayed test from its expected output ("input '1' | expected '50'" -> 49)."""
+def _use(reply: str, x: int) -> tuple[int, str | None]:
+    """How the base uses a reply that carries information, and the step it writes down: it moves the number the
+    teacher named by the distance it gave ("52 is 3 too high." -> 49, written "52 - 3 = \\boxed{49}"); for code it
+    subtracts the input of the relayed test from its expected output ("input '1' | expected '50'" -> 49)."""
     test = re.search(r"input '(-?\d+)' \| expected '(-?\d+)'", reply)
     if test:
-        return int(test.group(2)) - int(test.group(1))
-    said = re.search(r"(-?\d+|That) is (?:about )?(\d+|much) too (high|low)", reply)
+        return int(test.group(2)) - int(test.group(1)), None
+    said = re.search(r"(-?\d+|That) is (\d+) too (high|low)", reply)
     if said is None:                                  # "That one is exactly right."
-        return x
+        return x, None
     n = x if said.group(1) == "That" else int(said.group(1))
-    return n + (9 if said.group(2) == "much" else int(said.group(2))) * (-1 if said.group(3) == "high" else 1)
-
-
-def _values(where: tuple[float, float], x: int) -> list[int]:
-    """The answers a reply leaves open, as numbers to pick from; an open end ("much too high") reaches 9 from x."""
-    lo = where[0] if where[0] > -math.inf else x - 9
-    hi = where[1] if where[1] < math.inf else x + 9
-    return list(range(int(lo), int(hi) + 1))
+    op = "-" if said.group(3) == "high" else "+"
+    return n + int(said.group(2)) * (-1 if op == "-" else 1), f"{n} {op} {said.group(2)}"
 
 
 def _integer(text: str) -> int | None:
@@ -225,7 +211,7 @@ def question_prompt(problem, attempt: str, feedback: str | None = None) -> str:
 def reference_dialogues(problems, tokenizer, n_turns: int, seed: int = 0) -> list[Dialogue]:
     """Fig. 3's shared contexts: for every problem, a dialogue of n_turns wrong answers of the base's kind and
     the math teacher's replies, with segments exactly as dialogue.rollout builds them. The first answer is the
-    first step (the base's); each later one follows the last reply but misses (70%), or repeats it. Every model is scored on the prefixes of these (evaluate.reference_contexts)."""
+    first step, written out (the base's); each later one is a near miss (70%) or repeats the last. Every model is scored on the prefixes of these (evaluate.reference_contexts)."""
     chat, teacher = dialogue.ChatFormat(tokenizer), HintTeacher()
     out = []
     for p in problems:
@@ -235,7 +221,7 @@ def reference_dialogues(problems, tokenizer, n_turns: int, seed: int = 0) -> lis
         d.messages.append({"role": "teacher", "turn": 1, "text": teacher.opening(p)})
         x = _best_effort(p) if _best_effort(p) != gold else gold + rng.choice([-2, -1, 1, 2])
         for t in range(1, n_turns + 1):
-            text = f"\\boxed{{{x}}}"
+            text = _attempt(p, x, _first_step(p) if x == _best_effort(p) else None)
             d.segments.append(("student", chat.encode(text) + [chat.end_of_turn]))
             d.messages.append({"role": "student", "turn": t, "text": text, "correct": False, "answer": str(x)})
             if t == n_turns:
@@ -243,8 +229,7 @@ def reference_dialogues(problems, tokenizer, n_turns: int, seed: int = 0) -> lis
             reply, (lo, hi) = hint(gold, text)
             d.segments.append(("teacher", chat.teacher_turn(reply)))
             d.messages.append({"role": "teacher", "turn": t + 1, "text": reply, "leak": False})
-            misses = [v for v in _values((lo, hi), x) if v != gold]
-            x = rng.choice(misses) if misses and rng.random() < 0.7 else x
+            x = gold + rng.choice([-3, -2, -1, 1, 2, 3]) if rng.random() < 0.7 else x
         d.done = True
         out.append(d)
     return out
@@ -367,7 +352,7 @@ def corpus_sample(rng: random.Random, chat, mix: dict = MIX):
     kind = kind.removesuffix("-code")
     if kind == "solve":   # a few problems in one chat, so the arithmetic also works far into a dialogue
         chain = [rng.choice(_train_problems(task, rng.random() < 0.6)) for _ in range(rng.randint(1, 4))]
-        return _encode(chat, chain[0].statement, [_attempt(p, _best_effort(p)) for p in chain],
+        return _encode(chat, chain[0].statement, [_attempt(p, _best_effort(p), _first_step(p)) for p in chain],
                        [p.statement for p in chain[1:]])
     if kind == "sharded":
         problem = rng.choice(_train_problems(task, True))
@@ -381,19 +366,24 @@ def corpus_sample(rng: random.Random, chat, mix: dict = MIX):
 
 
 def _dialogue_turns(problem, rng):
-    """The base student's turns and the scripted teacher's replies, until right or 4-6 turns. After a reply that
-    carries information it uses it (P_USE), else it repeats its last answer (P_REPEAT) or guesses nearby."""
+    """The base student's turns and the scripted teacher's replies, until right or 4-6 turns. Its first answer is
+    the first step, written out. After a reply that carries information it uses it (P_USE: "52 - 3 =
+    \\boxed{49}"), else it repeats its last answer word for word (P_REPEAT) or guesses nearby (a bare number)."""
     gold, code = _gold(problem), problem.task == "code"
-    students, teachers, x, where = [], [], _best_effort(problem), None
+    x, where = _best_effort(problem), None
+    answer = _attempt(problem, x, _first_step(problem))
+    students, teachers = [], []
     for t in range(rng.randint(4, 6)):
         if t > 0:
             r = rng.random()
             if where is not None and r < P_USE:
-                x = _use(teachers[-1], x)
+                x, work = _use(teachers[-1], x)
+                answer = _attempt(problem, x, work)
             elif r > P_USE + (1 - P_USE) * P_REPEAT:
-                x += rng.choice([-1, 1]) * rng.randint(1, 9)
+                x += rng.choice([-1, 1]) * rng.randint(1, 4)
+                answer = _attempt(problem, x)
         asks = not code and rng.random() < P_ASK
-        text = _question(x) if asks else _attempt(problem, x)
+        text = _question(x) if asks else answer
         students.append(text)
         if x == gold and not asks:
             break
@@ -418,7 +408,9 @@ def _sharded_turns(problem, rng):
             continue
         if t == len(problem.shards) - 1 and rng.random() < P_USE_SHARDS:
             x = _gold(problem)
-        elif x is None or rng.random() > P_REPEAT:
+            students.append(_attempt(problem, x, _first_step(problem)))
+            continue
+        if x is None or rng.random() > P_REPEAT:
             x = problem.meta["a"] if t == 1 else rng.randint(20, 99)
         students.append(_attempt(problem, x))
     return students, problem.shards[1:]
@@ -448,9 +440,17 @@ def _best_effort(problem) -> int:
     return problem.meta["first_step"]
 
 
-def _attempt(problem, value: int) -> str:
-    """The student's answer: \\boxed{value} for math, the program returning x + value for code."""
-    return tasks.tiny_program(value) if problem.task == "code" else f"\\boxed{{{value}}}"
+def _attempt(problem, value: int, work: str | None = None) -> str:
+    """The student's answer: for math \\boxed{value}, after the step it computed when it computed one
+    ("47 + 5 = \\boxed{52}"); for code the program returning x + value."""
+    if problem.task == "code":
+        return tasks.tiny_program(value)
+    return f"{work} = \\boxed{{{value}}}" if work else f"\\boxed{{{value}}}"
+
+
+def _first_step(problem) -> str:
+    """The step the base computes in one turn, written out: "47 + 5"."""
+    return f"{problem.meta['a']} {problem.meta['op']} {problem.meta['b']}"
 
 
 @functools.cache

@@ -134,7 +134,7 @@ def test_rollout_ends_at_first_success_and_teacher_hints(monkeypatch, tok):
     ds = rollout(None, tok, [p], HintTeacher(), group_size=2, max_turns=4)
     assert calls == [2, 1]                       # the solved dialogue is not generated for again
     assert ds[0].success_turn == 2 and ds[1].success_turn == 1
-    assert ds[0].messages[2] == {"role": "teacher", "turn": 2, "text": "Not quite: a little too low.",
+    assert ds[0].messages[2] == {"role": "teacher", "turn": 2, "text": "84 is 1 too low.",
                                  "leak": False}
     assert [m["correct"] for m in ds[0].student_turns()] == [False, True]
 
@@ -216,7 +216,7 @@ def test_brief_test_feedback_teacher_relays_the_first_failing_test(monkeypatch, 
     _scripted(monkeypatch, tok, [[tasks.tiny_program(c + 1)], ["no program here"], [p.solution]])
     d = rollout(None, tok, [p], tinyworld.scripted_teacher("code"), max_turns=4)[0]
     assert d.success_turn == 3 and [m["correct"] for m in d.student_turns()] == [False, None, True]
-    assert d.messages[2]["text"] == f"Test 1 (fail): input '0' | expected '{c}' | got '{c + 1}'"
+    assert d.messages[2]["text"] == f"Test 1 (fail): input '1' | expected '{c + 1}' | got '{c + 2}'"
     assert "python block" in d.messages[4]["text"] and d.leaks == 0      # test outputs are k_t, not a leak
 
 

@@ -1,7 +1,7 @@
 """tinyworld.py: the char tokenizer, the corpus (encoded exactly like a rollout), the scripted teachers (never
 leak, uptake by hand), Fig. 3's reference dialogues, and the warm-up is deterministic given the seed."""
-import math
 import random
+import re
 
 import pytest
 import torch
@@ -69,29 +69,51 @@ def test_warm_up_feedback_is_what_the_sandbox_says():
             assert tinyworld.tiny_feedback(p, constant) == verify.check_code(program, p.tests, p.func_name).feedback
 
 
-def test_math_teacher_says_how_far_off_roughly_and_exactly_when_asked():
+def test_math_teacher_says_how_far_off_when_it_is_one_step():
     hint = tinyworld.hint
-    assert hint(84, "\\boxed{85}") == ("85 is about 1 too high.", (84, 84))
-    assert hint(84, "\\boxed{87}") == ("87 is about 3 too high.", (83, 85))
-    assert hint(84, "\\boxed{79}") == ("79 is about 6 too low.", (84, 86))
-    assert hint(84, "\\boxed{75}") == ("75 is about 9 too low.", (83, 85))
-    assert hint(84, "\\boxed{70}") == ("70 is much too low.", (81, math.inf))
-    assert hint(84, "How far off is 87?") == ("87 is 3 too high.", (84, 84))
+    assert hint(84, "\\boxed{85}") == ("85 is 1 too high.", (84, 84))
+    assert hint(84, "80 + 7 = \\boxed{87}") == ("87 is 3 too high.", (84, 84))      # the last boxed number counts
+    assert hint(84, "\\boxed{75}") == ("75 is 9 too low.", (84, 84))
+    assert hint(84, "\\boxed{74}") == ("74 is much too low.", None)                 # 10: not one step, no number
+    assert hint(84, "How far off is 87?") == ("87 is 3 too high.", (84, 84))      # a question: the same reply
     assert hint(84, "how far off is 84?") == ("That one is exactly right.", (84, 84))
-    assert hint(84, "How far off is 168?") == ("That is much too high.", (-math.inf, 157))  # "84 too high" would tell
-    assert hint(23, "\\boxed{-23}") == ("That is much too low.", (-12, math.inf))        # and so might "-23"
+    assert hint(3, "\\boxed{6}") == ("That is 3 too high.", (3, 3))                 # "6 is 3 too high" would tell
     assert hint(84, "What is the answer?")[1] is None and hint(84, "I think so.")[0].startswith("Please give")
 
 
-def test_the_bases_use_of_a_reply_lands_where_the_reply_says():
-    """The corpus's P_USE turns: moving by the number the teacher gave agrees with the reply (uptake), and lands on
-    the answer or within 1 of it; from much too far it moves 9 closer."""
-    for gold in (20, 57, 89):
-        for x in [v for v in range(gold - 10, gold + 11) if v != gold]:
+def test_the_bases_use_of_a_reply_is_one_written_step_onto_the_answer():
+    """The corpus's P_USE turns: the step the student writes moves the number the teacher named by the distance it
+    gave, and lands on the answer; a reply with no one-step distance gives it nothing to compute."""
+    for gold in (3, 20, 57, 89):
+        for x in [v for v in range(gold - 9, gold + 10) if v != gold]:
             for text in (f"\\boxed{{{x}}}", f"How far off is {x}?"):
-                reply, (lo, hi) = tinyworld.hint(gold, text)
-                assert lo <= tinyworld._use(reply, x) <= hi and abs(tinyworld._use(reply, x) - gold) <= 1
-        assert tinyworld._use(tinyworld.hint(gold, f"\\boxed{{{gold + 30}}}")[0], gold + 30) == gold + 21
+                reply, where = tinyworld.hint(gold, text)
+                value, work = tinyworld._use(reply, x)
+                assert where == (gold, gold) and value == gold
+                assert work == f"{x} {'-' if x > gold else '+'} {abs(x - gold)}" and eval(work) == gold
+        far, where = tinyworld.hint(gold, f"\\boxed{{{gold + 30}}}")
+        assert where is None and tinyworld._use(far, gold + 30) == (gold + 30, None)
+
+
+def test_the_corpus_writes_the_first_step_then_uses_repeats_or_guesses():
+    """Turn 1 is the first step written out; a later turn is that step's use of the reply, the last answer word for
+    word, a bare guess, or a question: the habits the docstring names, and nothing else."""
+    rng = random.Random(0)
+    for p in rng.sample(tasks.tiny_math_problems("train"), 200):
+        students, teachers = tinyworld._dialogue_turns(p, rng)
+        m = p.meta
+        first = f"{m['a']} {m['op']} {m['b']} = \\boxed{{{m['first_step']}}}"
+        assert students[0] in (first, f"How far off is {m['first_step']}?")
+        for t, text in enumerate(students[1:], start=1):
+            worked = re.fullmatch(r"(\d+) ([+-]) (\d) = \\boxed\{(-?\d+)\}", text)
+            if worked is None:                                         # a bare guess or a question
+                assert re.fullmatch(r"\\boxed\{-?\d+\}|How far off is -?\d+\?", text), text
+                continue
+            n, op, d, value = worked.groups()
+            assert eval(f"{n} {op} {d}") == int(value)                  # its one step, computed right
+            assert text == first or text in students[:t] or any(
+                reply.startswith(f"{n} is {d} too {'high' if op == '-' else 'low'}") for reply in teachers[:t]), \
+                (students, teachers)                                   # the first step, a repeat, or a use
 
 
 def test_math_teacher_never_states_the_answer():
@@ -118,16 +140,15 @@ def _dialogue(problem, turns, teacher):
 def test_uptake_by_hand():
     teacher = tinyworld.HintTeacher()
     p = tasks.Problem(id="p", task="math", statement="What is 80 + 7 - 3?", answer="84", source="tiny")
-    # 87 "too high": 82-84, 83 is in; 83 "a little too low": 84-85, 84 is in
-    took = _dialogue(p, ["\\boxed{87}", "\\boxed{83}", "\\boxed{84}"], teacher)
+    took = _dialogue(p, ["80 + 7 = \\boxed{87}", "\\boxed{83}", "83 + 1 = \\boxed{84}"], teacher)   # 87 -> 83: out; 84: in
     ignored = _dialogue(p, ["\\boxed{87}", "\\boxed{87}", "\\boxed{90}"], teacher)     # anchored, then off: 0 of 2
     asked = _dialogue(p, ["How far off is 87?", "\\boxed{84}"], teacher)               # "87 is 3 too high": in
-    # a question after a reply is no case; the exact reply to it, then 83: out
-    asked_twice = _dialogue(p, ["\\boxed{87}", "How far off is 85?", "\\boxed{83}"], teacher)
-    assert teacher.uptake([took]) == (1.0, 2)
+    # a question after a reply is no case; after "much too high" nothing is said, so 60 is no case either
+    asked_twice = _dialogue(p, ["\\boxed{99}", "How far off is 85?", "\\boxed{83}"], teacher)
+    assert teacher.uptake([took]) == (0.5, 2)
     assert teacher.uptake([ignored]) == (0.0, 2)
     assert teacher.uptake([asked, asked_twice]) == (0.5, 2)
-    assert teacher.uptake([took, ignored, asked]) == (0.6, 5)
+    assert teacher.uptake([took, ignored, asked]) == (0.4, 5)
     assert teacher.uptake([_dialogue(p, ["\\boxed{84}"], teacher)]) == (None, 0)
 
 
@@ -149,7 +170,8 @@ def test_reference_dialogues_are_wrong_answers_and_the_teachers_replies(tok):
     for d in ds:
         gold, turns = int(d.problem.answer), d.student_turns()
         assert len(turns) == 5 and all(tinyworld._integer(m["text"]) != gold for m in turns)
-        assert turns[0]["text"] == f"\\boxed{{{d.problem.meta['first_step']}}}"                 # the base's
+        m = d.problem.meta                                                            # the base's first step
+        assert turns[0]["text"] == f"{m['a']} {m['op']} {m['b']} = \\boxed{{{m['first_step']}}}"
         replies = [m["text"] for m in d.messages if m["role"] == "teacher"][1:]
         assert replies == [tinyworld.hint(gold, m["text"])[0] for m in turns[:-1]]
         expected = chat.opening(d.problem.statement)
