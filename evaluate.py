@@ -619,9 +619,10 @@ def load_eval_tasks(task: str, data: str, dataset: str | None = None, sharded_da
     "<task>" is the main set (the tiny world's test split, Omni-MATH's test split, LiveCodeBench).
     "<task>-sharded" and "<task>-full" are Lost in Conversation's problems revealed shard by shard and the
     same problems fully specified in one turn (Table 1); the tiny world shards its own test problems."""
-    if data == "tiny":
-        problems = tasks.tiny_problems(task, "test", n or 200, seed=1234)
-        return {task: problems, f"{task}-sharded": problems, f"{task}-full": problems}
+    if data == "tiny":   # its sharded pair is a class of problems the student computes when fully specified
+        pair = tasks.tiny_problems(task, "test", n or 200, seed=1234, sharded=True)
+        return {task: tasks.tiny_problems(task, "test", n or 200, seed=1234), f"{task}-sharded": pair,
+                f"{task}-full": pair}
     name = dataset or {"math": "omni-math", "code": "livecodebench"}[task]
     out = {task: tasks.load_task(name, None if data == "hub" else data, split="test", n=n, seed=seed)}
     if sharded_data:
@@ -690,7 +691,7 @@ def parse_args(argv=None):
     p.add_argument("--problems", type=runfolder.number(int, 1), help="how many test problems (default: 200 tiny, all else)")
     p.add_argument("--judge", help="a local chat model that classifies turn types (default: rules)")
     p.add_argument("--answer-loss", action="store_true", help="also compute Fig. 3's loss on the correct answer, on "
-                   "contexts from the first model's dialogues")
+                   "contexts shared by every model: the tiny world's reference dialogues, else the first model's")
     p.add_argument("--trained-on", choices=["math", "code"], help="the task the models were trained on: adds "
                    "the transfer table (Fig. 4), e.g. --task code --trained-on math")
     p.add_argument("--max-turn-tokens", type=runfolder.number(int, 1), help="default: 48 for tiny data, 1024 otherwise")
@@ -756,7 +757,10 @@ def main(argv=None) -> dict:
                 max_dialogue_tokens=args.max_dialogue_tokens, sharded=task.endswith("-sharded"), classifier=judge,
                 answer_contexts=contexts.get(task), desc=f"{label}/{task}", max_batch_tokens=args.max_batch_tokens)
             if args.answer_loss and k == 0 and task == args.task and args.task == "math":
-                contexts[task] = reference_contexts(by_seed[0], args.turns)   # the first model's: shared by all
+                # shared by all: the tiny world's reference dialogues, else the first model's own dialogues
+                reference = (tinyworld.reference_dialogues(problems, tokenizer, args.turns)
+                             if isinstance(main_teacher, tinyworld.HintTeacher) else by_seed[0])
+                contexts[task] = reference_contexts(reference, args.turns)
                 entry["answer_loss_by_turn"] = answer_loss_by_turn(student, tokenizer, contexts[task], args.turns)
             results[label][task] = entry
             for seed_k, ds in enumerate(by_seed):

@@ -168,6 +168,8 @@ def train(student, tokenizer, teacher, problems, out: Path, *, batch_problems: i
                **success_by_turn(dialogues, max_turns), "zero_variance_groups": flat,
                **dialogue_stats(dialogues), **stats, "skipped_steps": guard.skipped,
                "seconds_rollout": t_rollout, "seconds_train": time.time() - t0 - t_rollout}
+        if hasattr(teacher, "uptake"):   # a scripted teacher can tell whether its feedback was taken up
+            row["feedback_uptake"], row["feedback_uptake_n"] = teacher.uptake(dialogues)
         runfolder.append_metrics(out, row)
         bar.set_postfix(reward=f"{row['reward']:.2f}", solved=f"{row[f'solved_by_turn_{max_turns}']:.2f}",
                         flat=f"{flat:.2f}", loss=f"{row['loss']:.3f}", ent=f"{row['entropy']:.2f}")

@@ -64,7 +64,8 @@ import tasks
 import tinyworld
 from runfolder import UserError, number, write_json
 
-TINY_CODE_PROBLEMS = 320
+TINY_MATH_PROBLEMS = 1280   # one epoch = 160 GRPO steps of 8 problems: a sample of the 3804 of the train split
+TINY_CODE_PROBLEMS = 320    # every program runs in the sandbox (~0.14 s each): a shorter epoch
 METHODS = ["mt-rl", "mt-sft", "st-rl", "st-rl-g32", "st-sft", "qprime", "sft-rl"]
 GRPO_METHODS = ("mt-rl", "st-rl", "st-rl-g32", "qprime", "sft-rl")
 # What a resumed run must share with the run it continues: everything that changes what is trained.
@@ -118,7 +119,7 @@ def parse_args(argv=None):
     p.add_argument("--rollout-batch", type=number(int, 1), default=None,
                    help="dialogues per generate call at the full context (shorter ones are packed more per call), the "
                    "model teacher's too. Default: all of a step at once for tiny; else the most the memory plan fits")
-    p.add_argument("--problems", type=number(int, 1), default=None, help="training problems (default: all 1278 tiny math, 320 tiny code, 2000)")
+    p.add_argument("--problems", type=number(int, 1), default=None, help="training problems (default: 1280 tiny math, 320 tiny code, 2000)")
     p.add_argument("--eval-problems", type=number(int, 1), default=None, help="evaluation problems (default: 200 tiny, 500)")
     p.add_argument("--seeds", type=number(int, 1), default=1, help="training seeds (the paper: 3, for 95%% CIs)")
     p.add_argument("--eval-seeds", type=number(int, 1), default=3,
@@ -141,8 +142,8 @@ def parse_args(argv=None):
     # they only ever get pushed down and drift into malformed text; a small KL keeps them readable.
     args.beta = (0.1 if tiny else 0.0) if args.beta is None else args.beta
     args.micro_batch = args.micro_batch or (64 if tiny else 4)
-    if args.problems is None:   # tiny code: every program runs in the sandbox (~0.14 s each), so a shorter epoch
-        args.problems = (TINY_CODE_PROBLEMS if args.task == "code" else None) if tiny else 2000
+    if args.problems is None:
+        args.problems = (TINY_CODE_PROBLEMS if args.task == "code" else TINY_MATH_PROBLEMS) if tiny else 2000
     args.eval_problems = args.eval_problems or (200 if tiny else 500)
     args.max_turn_tokens = args.max_turn_tokens or (48 if tiny else 1024)
     args.max_dialogue_tokens = args.max_dialogue_tokens or (512 if tiny else 8192)
@@ -216,12 +217,17 @@ def run(args):
                         f"{args.batch_problems}; pass more --problems or a smaller --batch-problems.")
     suites = eval_suites(args, test_problems, teacher, chat)
     print(f"run folder: {args.out}\nevaluating the base model on {', '.join(suites)} (N = {args.eval_turns})")
+    # Fig. 3's contexts, the same for every model: the tiny world writes reference dialogues of wrong answers
+    # for every test problem; with an LLM teacher they are the base model's first-seed dialogues
+    contexts = {}
+    if args.task == "math" and scripted(args):
+        reference = tinyworld.reference_dialogues(suites[args.task][0], tokenizer, args.eval_turns)
+        contexts[args.task] = evaluate.reference_contexts(reference, args.eval_turns)
     with lora.adapters_off(base):                        # (fresh adapters add exactly 0; off, they cost nothing)
-        base_results, base_dialogues = run_eval(args, base, tokenizer, suites, "base", range(args.eval_seeds), {})
-        # Fig. 3's contexts: the base model's first-seed dialogues of the main task, the same for every model
-        contexts = {args.task: evaluate.reference_contexts(base_dialogues[args.task], args.eval_turns)} \
-            if args.task == "math" else {}
-        if contexts:
+        base_results, base_dialogues = run_eval(args, base, tokenizer, suites, "base", range(args.eval_seeds),
+                                                contexts)
+        if args.task == "math" and not contexts:
+            contexts[args.task] = evaluate.reference_contexts(base_dialogues[args.task], args.eval_turns)
             base_results[args.task]["answer_loss_by_turn"] = evaluate.answer_loss_by_turn(
                 base, tokenizer, contexts[args.task], args.eval_turns)
     results = {"base": base_results}

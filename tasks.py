@@ -49,48 +49,50 @@ def split_of(key: str, test_fraction: float) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# The tiny world: two-digit arithmetic with exact answers.
+# The tiny world: small arithmetic with exact answers (tinyworld.py explains the design).
 # ---------------------------------------------------------------------------------------------
 
 _OP_WORD = {"+": "sum", "-": "difference"}   # how a shard names the operation
+TINY_RANGE = range(20, 90)   # two-step problems: the answer and the first step's result both lie here
 
 
-def tiny_math_problems(split: str, n: int | None = None, seed: int = 0) -> list[Problem]:
-    """All a + b and a - b with a in 10..99, b in 1..9 and a result of two or three digits, split 80/20
-    by hash: small enough for a 0.2M-parameter model to learn on a CPU in minutes, and every answer
-    has a tens digit and a last digit for the scripted teacher to hint at. Train and test never share
-    a problem. With `n`, a seeded random sample of that split.
+def tiny_math_problems(split: str, n: int | None = None, seed: int = 0, sharded: bool = False) -> list[Problem]:
+    """The tiny world's math problems, split 80/20 by hash: train and test never share a problem. With `n`, a
+    seeded random sample of that split.
+
+    The main problems (the default) take two steps: a +- b +- c with a two-digit a and one-digit b and c,
+    "What is 47 + 5 - 3?". The tiny student does one step per answer: its best effort is the first step,
+    meta["first_step"] (52), which the teacher's feedback can then correct.
+    sharded=True: Table 1's pair, one step (a +- b, "What is 37 + 5?", which the student computes), with
+    shards for the lazy user: "Compute a sum." / "The first number is 37." / "The second number is 5.".
     """
-    problems = [Problem(id=f"tiny-{a}{op}{b}", task="math", statement=f"What is {a} {op} {b}?", answer=str(y),
-                        solution=f"{a} {op} {b} = {y}, so the answer is \\boxed{{{y}}}.", source="tiny",
-                        shards=[f"Compute a {_OP_WORD[op]}.", f"The first number is {a}.",
-                                f"The second number is {b}."],
-                        meta={"a": a, "b": b, "op": op})
-                for a, op, b, y in _tiny_arithmetic(split)]
+    problems = [Problem(id=f"tiny-{key}", task="math", statement=f"What is {text}?", answer=str(y),
+                        solution=f"{text} = {y}, so the answer is \\boxed{{{y}}}.", source="tiny",
+                        shards=_shards(terms, "Compute a {}.") if sharded else None, meta=meta)
+                for key, text, terms, y, meta in _tiny_arithmetic(split, sharded)]
     return _sample(problems, n, seed)
 
 
-TINY_TEST_INPUTS = (0, 1, 5)   # the tiny code task's tests: f(0), f(1), f(5)
+TINY_TEST_INPUTS = (1, 2, 5)   # the tiny code task's tests: f(1), f(2), f(5)
 
 
-def tiny_code_problems(split: str, n: int | None = None, seed: int = 0) -> list[Problem]:
-    """The tiny world's code task: the same arithmetic as a program, "Write f(x) that returns x + 47 - 5."
-    The reference program is `def f(x): return x + 42` (on two lines); the functional tests call f(0),
-    f(1) and f(5), and the teacher's private knowledge is what they say about the student's program
-    (verify.check_code, run in the sandbox like any model-written code). Same a, op, b and same 80/20
-    split as the math task, so a model trained on one task is tested on the other on problems it never
-    saw in either form.
-    (A program that computes `x + 47 - 5` itself is correct too; the tiny base model writes the
-    constant, so the arithmetic is still the skill that math and code share.)
+def tiny_code_problems(split: str, n: int | None = None, seed: int = 0, sharded: bool = False) -> list[Problem]:
+    """The tiny world's code task: the same arithmetic as a program, "Write f(x) that returns x + 47 + 5 - 3."
+    The reference program is `def f(x): return x + 49` (on two lines); the functional tests call f(1),
+    f(2) and f(5), and the teacher's private knowledge is what they say about the student's program
+    (verify.check_code, run in the sandbox like any model-written code). Same problems, split and `sharded`
+    variant as the math task, so a model trained on one task is tested on the other on problems it never saw
+    in either form.
+    (A program that computes `x + 47 + 5 - 3` itself is correct too; the tiny base model writes a constant,
+    so the arithmetic is still the skill that math and code share.)
     """
-    problems = [Problem(id=f"tinycode-{a}{op}{b}", task="code", statement=f"Write f(x) that returns x + {a} {op} {b}.",
+    problems = [Problem(id=f"tinycode-{key}", task="code", statement=f"Write f(x) that returns x + {text}.",
                         solution=tiny_program(y), func_name="f", source="tiny",
                         tests=[{"input": str(x), "output": str(x + y), "testtype": "functional"}
                                for x in TINY_TEST_INPUTS],
-                        shards=[f"Write f(x) that returns x plus a {_OP_WORD[op]}.", f"The first number is {a}.",
-                                f"The second number is {b}."],
-                        meta={"a": a, "b": b, "op": op, "constant": y})
-                for a, op, b, y in _tiny_arithmetic(split)]
+                        shards=_shards(terms, "Write f(x) that returns x plus a {}.") if sharded else None,
+                        meta={**meta, "constant": y})
+                for key, text, terms, y, meta in _tiny_arithmetic(split, sharded)]
     return _sample(problems, n, seed)
 
 
@@ -99,8 +101,13 @@ def tiny_program(constant: int) -> str:
     return f"```python\ndef f(x):\n    return x + {constant}\n```"
 
 
-def tiny_problems(task: str, split: str, n: int | None = None, seed: int = 0) -> list[Problem]:
-    return (tiny_code_problems if task == "code" else tiny_math_problems)(split, n, seed)
+def tiny_problems(task: str, split: str, n: int | None = None, seed: int = 0, sharded: bool = False) -> list[Problem]:
+    return (tiny_code_problems if task == "code" else tiny_math_problems)(split, n, seed, sharded)
+
+
+def _shards(terms: tuple, opening: str) -> list[str]:
+    a, op, b = terms
+    return [opening.format(_OP_WORD[op]), f"The first number is {a}.", f"The second number is {b}."]
 
 
 def _sample(problems: list[Problem], n: int | None, seed: int) -> list[Problem]:
@@ -108,14 +115,26 @@ def _sample(problems: list[Problem], n: int | None, seed: int) -> list[Problem]:
     return random.Random(seed).sample(problems, min(n, len(problems))) if n is not None else problems
 
 
-def _tiny_arithmetic(split: str):
-    """(a, op, b, a op b) of the tiny world's split, in a fixed order."""
+def _tiny_arithmetic(split: str, one_step: bool):
+    """(key, text, terms, answer, meta) of the tiny world's split, in a fixed order. One step: a +- b with an
+    answer >= 10. Two steps: a +- b +- c with the first step and the answer in TINY_RANGE, so that every
+    correction by a one-digit number stays two-digit."""
+    step = lambda x, op, y: x + y if op == "+" else x - y
     for a in range(10, 100):
-        for b in range(1, 10):
-            for op in "+-":
-                y = a + b if op == "+" else a - b
-                if y >= 10 and split_of(f"{a}{op}{b}", 0.2) == split:
-                    yield a, op, b, y
+        for op in "+-":
+            for b in range(1, 10):
+                first = step(a, op, b)
+                if one_step:
+                    if first >= 10 and split_of(f"{a}{op}{b}", 0.2) == split:
+                        yield f"{a}{op}{b}", f"{a} {op} {b}", (a, op, b), first, {"a": a, "op": op, "b": b,
+                                                                                  "first_step": first}
+                    continue
+                for op2 in "+-":
+                    for c in range(1, 10):
+                        y = step(first, op2, c)
+                        if first in TINY_RANGE and y in TINY_RANGE and split_of(f"{a}{op}{b}{op2}{c}", 0.2) == split:
+                            yield (f"{a}{op}{b}{op2}{c}", f"{a} {op} {b} {op2} {c}", (a, op, b), y,
+                                   {"a": a, "op": op, "b": b, "op2": op2, "c": c, "first_step": first})
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,28 +1,44 @@
-"""The embedded tiny world: a character-level tokenizer, a small Llama, and its warm-up into a base model.
+"""The embedded tiny world: a character-level tokenizer, a small Llama, its warm-up into a base model, and the
+scripted teachers it talks to. It stands in for the paper's Gemma-3-12B-IT on a laptop CPU.
 
-No 12B model fits on a laptop CPU, so `--model tiny` (the default) stands in for the paper's
-Gemma-3-12B-IT: a ~0.2M-parameter Llama-architecture model that reads characters, built locally and
-warmed up on the tiny world's two tasks, which share one skill (a two-digit number plus or minus a
-one-digit one):
-  * math: "What is 47 - 5?" -> \\boxed{42}; the scripted teacher hints one digit at a time;
-  * code: "Write f(x) that returns x + 47 - 5." -> `def f(x): return x + 42`, run in verify.py's
-    sandbox against f(0), f(1), f(5); the scripted teacher relays the first failing test.
-The warm-up has two phases:
-  1. the arithmetic alone, ARITHMETIC_STEPS steps of problem -> answer (or program), several problems
-     chained in one chat so that it still holds far into a long dialogue;
-  2. dialogues written to look like a base model of the paper: right on the first try only some of
-     the time, and only sometimes *using* the teacher's feedback (P_USE_HINT; otherwise it guesses
-     again), so that learning from feedback is left for SML to teach; plus sharded dialogues (the
-     lazy user) and Q-priming's question-writing prompt, so every stage has something to start from.
-The result is cached on disk (save_pretrained format, ~/.cache/sml or $SML_CACHE) and deterministic
-given the seed. Measured: 281 s on 2 CPU cores.
+What the base model can do, and what it cannot
+  The tiny student is a small Llama-architecture model that reads characters, warmed up for a few minutes
+  on a corpus written below. It learns one exact skill: one step of adding or subtracting a one-digit number,
+  which it writes out ("37 + 5 = \\boxed{42}"). The problems take two steps, "What is 47 + 5 - 3?", and the corpus
+  never shows it doing two at once: its best effort is the first step, "47 + 5 = \\boxed{52}". So no problem is
+  solved in one turn, and single-turn RL has nothing to reinforce: the right answer is never among the answers
+  it samples. The second step is exactly what the teacher's feedback makes possible.
 
-    python tinyworld.py            # warm up (or load) the tiny base model and report its accuracy
-    python tinyworld.py --show     # print a few dialogues with the scripted teacher (--task code: the code task)
-    python tinyworld.py --qprime   # ... with Q-priming's injected questions
+The teacher, and what the base does with its feedback
+  The math teacher knows the answer and never states it. To a wrong answer it says how far off it is:
+  "52 is 3 too high." when that is one step (1-9), else "52 is much too high." A student who uses the reply
+  takes the one step it knows, "52 - 3 = \\boxed{49}", and is right. A question, "How far off is 52?", gets the
+  same reply (so on the tiny world a question pays only as much as the attempt it replaces). The code teacher
+  relays the first failing test of the student's program ("Test 1 (fail): input '1' | expected '50' | got '53'").
+  The corpus writes the base as a student who mostly ignores feedback: after a reply that carries information,
+  its next answer uses it only P_USE of the time; otherwise it repeats its last answer word for word
+  (anchoring) or guesses nearby. It rarely asks. `HintTeacher.uptake` measures exactly how often a student's
+  next answer is the one the reply points to: about P_USE for the base, and what SML should raise.
 
-Deviation: a model this small, in this budget, learns the arithmetic but hardly learns to copy a
-hinted digit into its next answer, so on the tiny world SML's gains come mostly from the first turn.
+Why SML should help, and where
+  * Fig. 1: using feedback is a skill the base has (the step is the one it knows, and it shows the habit now
+    and then) but seldom uses. Multi-turn RL rewards the dialogues in which it did, so later turns improve, and
+    keep improving past the training horizon N = 4 (a student that still guesses or anchors sometimes gets a
+    usable reply only later). Single-turn RL (N = 1) only sees turn 1, where there is nothing to learn.
+  * Fig. 3: after SML the loss on the right answer falls once the teacher has spoken; the base's hardly moves.
+  * Table 1: sharded problems ("Compute a sum." / "The first number is 37." / "The second number is 5.") need
+    the same habit: the base computes 37 + 5 when asked in one turn, but in pieces it answers early and then
+    anchors on its early answer; a student trained to use what the teacher just said may do better.
+  * Fig. 4: the code task is the same problems as programs, so math and code share the skill.
+
+    python tinyworld.py                 # warm up (or load) the base model and measure it (success, uptake, sharded)
+    python tinyworld.py --seed 1        # ... another warm-up seed (the spread of the base over seeds)
+    python tinyworld.py --show          # print a few dialogues with the scripted teacher (--task code: the code task)
+    python tinyworld.py --qprime        # ... with Q-priming's injected questions
+
+The result is cached on disk (save_pretrained format, ~/.cache/sml or $SML_CACHE) and deterministic given the
+seed. Deviations: the teacher is scripted, not an LLM; the base's habits (one step per answer, ignore feedback,
+rarely ask) are written into its warm-up corpus, where a real base model has them from pretraining.
 """
 from __future__ import annotations
 
@@ -31,6 +47,7 @@ import json
 import math
 import os
 import random
+import re
 import shutil
 import time
 from pathlib import Path
@@ -43,82 +60,144 @@ import tasks
 import verify
 from dialogue import Dialogue
 
-VERSION = 5          # bump when the corpus or the model changes: the cache key includes it
+VERSION = 7          # bump when the corpus or the model changes: the cache key includes it
 SPECIALS = ["<|pad|>", "<|bos|>", "<|end|>", "<|system|>", "<|user|>", "<|assistant|>", "<|unk|>"]
 CHARS = [chr(c) for c in range(32, 127)] + ["\n"]
 CHAT_TEMPLATE = ("{{ bos_token }}{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}<|end|>{% endfor %}"
                  "{% if add_generation_prompt %}<|assistant|>{% endif %}")
 
-# The base student's habits in the warm-up corpus (see the module docstring).
-P_FIRST_CORRECT = 0.6    # the first attempt is right (before the model's own arithmetic errors)
-P_USE_HINT = 0.3         # a later attempt follows the teacher's digit hints
-P_LATER_CORRECT = 0.1    # a later attempt is right by a fresh try
-P_REPEAT = 0.3           # a later wrong attempt repeats the previous one
-P_ASK = 0.03             # a turn asks about a digit instead of answering
-MIX = {"math": 0.45, "code": 0.25, "sharded": 0.07, "sharded-code": 0.05, "question": 0.05, "solve": 0.11,
-       "solve-code": 0.02}
-ARITHMETIC_STEPS = 800   # the first steps teach the arithmetic alone (problem -> answer), then the dialogues
-ARITHMETIC_MIX = {"solve": 0.9, "solve-code": 0.1}   # some programs from the start: their characters are
-                                                     # new, and meeting them all at once later diverges
+# The base student's habits in the warm-up corpus (see the docstring).
+P_USE = 0.1          # after a reply that carries information, the next answer uses it
+P_REPEAT = 0.6       # ... otherwise it repeats its last answer (anchoring), else it guesses nearby
+P_ASK = 0.04         # a turn asks "How far off is N?" instead of answering
+P_USE_SHARDS = 0.3   # sharded: the answer after the last shard combines the shards
+P_CLARIFY = 0.2      # sharded: a turn before the last shard asks for the numbers instead of answering
+MIX = {"math": 0.42, "code": 0.14, "sharded": 0.08, "sharded-code": 0.04, "question": 0.05, "solve": 0.22,
+       "solve-code": 0.05}
+ARITHMETIC_STEPS = 400   # the first steps teach the arithmetic alone (problem -> answer), then the dialogues
+ARITHMETIC_MIX = {"solve": 0.85, "solve-code": 0.15}   # some programs from the start: their characters are new
 
 
 # ---------------------------------------------------------------------------------------------
-# The tiny world's scripted teachers: they hold the private knowledge and never state the answer.
+# The scripted teachers: they hold the private knowledge and never state the answer.
 # ---------------------------------------------------------------------------------------------
 
 class HintTeacher:
-    """Math: it knows the answer and gives corrective hints that carry real information (one digit the
-    student got wrong), and answers questions about the digits. It never states the whole answer, so a
-    student that uses its hints solves any problem in <= 3 turns. The tiny student gets the bare problem
-    as its opening (it never learned to read instructions)."""
+    """Math: to a wrong answer or to "How far off is N?", how far off it is when that is one step ("52 is 3 too
+    high."), else "much too high". The tiny student gets the bare problem as its opening (it never learned to
+    read instructions)."""
 
     def opening(self, problem) -> str:
         return problem.statement
 
     def reply(self, dialogues: list[Dialogue]) -> list[str]:
-        return [hint_reply(d.problem.answer, d.student_turns()[-1]["text"]) for d in dialogues]
+        return [hint(int(d.problem.answer), d.student_turns()[-1]["text"])[0] for d in dialogues]
+
+    def uptake(self, dialogues: list[Dialogue]) -> tuple[float | None, int]:
+        """Feedback uptake: of the student turns that the teacher answered with information about the answer and
+        that were followed by another answer, the fraction whose next answer lies where the reply said the
+        answer is. (A next turn that asks instead of answering is not a case.) Returns (rate or None, cases)."""
+        agree = cases = 0
+        for d in dialogues:
+            turns = d.student_turns()
+            for this, nxt in zip(turns, turns[1:]):
+                _, where = hint(int(d.problem.answer), this["text"])
+                value = _integer(nxt["text"])
+                if where is not None and value is not None:
+                    cases += 1
+                    agree += where[0] <= value <= where[1]
+        return (agree / cases if cases else None), cases
 
 
-def hint_reply(gold: str, student_text: str) -> str:
-    """The scripted teacher's reply to one student turn (also used to write the warm-up corpus)."""
+def hint(gold: int, student_text: str) -> tuple[str, tuple[float, float] | None]:
+    """The math teacher's reply to one student turn, and the interval [lo, hi] in which the reply says the answer
+    lies (None when it says nothing about the answer). Also writes the warm-up corpus and measures uptake."""
     if dialogue.is_question(student_text):
-        q = student_text.lower()
-        if "last digit" in q:
-            return f"The last digit is {gold[-1]}."
-        if "tens digit" in q:
-            return f"The tens digit is {gold[-2]}."
-        return "I can't tell you that. Ask me about a digit."
-    answer = verify.extract_answer(student_text)
-    if answer is None or not answer.strip().lstrip("-").isdigit():
-        return "Please give your final answer as a number in \\boxed{}."
-    answer = answer.strip()
-    if answer[-1] != gold[-1]:
-        return f"Not quite. The last digit is {gold[-1]}."
-    if len(answer) < 2 or answer[-2] != gold[-2]:
-        return f"Not quite. The tens digit is {gold[-2]}."
-    return "Not quite. Check the hundreds."
+        asked = re.search(r"how far off is (-?\d+)", student_text, re.I)
+        if asked is None:
+            return "I can't tell you that. Ask me how far off a number is.", None
+        n = int(asked.group(1))
+        if n == gold:
+            return "That one is exactly right.", (gold, gold)
+        return _how_far(n, gold)
+    x = _integer(student_text)
+    if x is None:
+        return "Please give your final answer as a number in \\boxed{}.", None
+    return _how_far(x, gold)
+
+
+def _how_far(x: int, gold: int) -> tuple[str, tuple[int, int] | None]:
+    """"52 is 3 too high.": how far off, exactly, when it is a one-digit distance (the one step the student can
+    take); beyond that only "52 is much too high.", which says nothing it can compute with. It never states the
+    answer: a distance that equals it (or -x for x = -gold) is said without the number ("That is 3 too high.")."""
+    side = "high" if x > gold else "low"
+    far = abs(x - gold) > 9
+    reply = f"{x} is {'much' if far else abs(x - gold)} too {side}."
+    if verify.mentions_answer(reply, str(gold)):
+        reply = f"That is {'much' if far else abs(x - gold)} too {side}."
+    return reply, (None if far else (gold, gold))
+
+
+def _use(reply: str, x: int) -> tuple[int, str | None]:
+    """How the base uses a reply that carries information, and the step it writes down: it moves the number the
+    teacher named by the distance it gave ("52 is 3 too high." -> 49, written "52 - 3 = \\boxed{49}"); for code it
+    subtracts the input of the relayed test from its expected output ("input '1' | expected '50'" -> 49)."""
+    test = re.search(r"input '(-?\d+)' \| expected '(-?\d+)'", reply)
+    if test:
+        return int(test.group(2)) - int(test.group(1)), None
+    said = re.search(r"(-?\d+|That) is (\d+) too (high|low)", reply)
+    if said is None:                                  # "That one is exactly right."
+        return x, None
+    n = x if said.group(1) == "That" else int(said.group(1))
+    op = "-" if said.group(3) == "high" else "+"
+    return n + int(said.group(2)) * (-1 if op == "-" else 1), f"{n} {op} {said.group(2)}"
+
+
+def _integer(text: str) -> int | None:
+    """The student's answer as an integer (math: the boxed number; code: the constant of f(x) = x + c)."""
+    if "```" in text:
+        m = re.search(r"return x \+ (-?\d+)\s*$", verify.extract_program(text) or "", re.M)
+        return int(m.group(1)) if m else None
+    answer = verify.extract_answer(text)
+    return int(answer) if answer is not None and re.fullmatch(r"-?\d+", answer.strip()) else None
 
 
 class TestFeedbackTeacher:
     """Code: the teacher's private knowledge k_t is what the public tests say about the student's latest
     program (§4.1, §5.1); it relays the first line of that feedback (the first failing test), templated:
-    "Test 1 (fail): input '0' | expected '42' | got '43'"."""
+    "Test 1 (fail): input '0' | expected '85' | got '87'"."""
 
     def opening(self, problem) -> str:
         return problem.statement
 
     def reply(self, dialogues: list[Dialogue]) -> list[str]:
-        # k_t is about the latest program: a question put in place of an attempt (Q-priming) has none
-        return [self.phrase(next((m["feedback"] for m in reversed(d.student_turns()) if m.get("feedback")),
-                                 "No program was given yet.")) for d in dialogues]
+        return [self.phrase(_latest_feedback(d) or "No program was given yet.") for d in dialogues]
 
     def phrase(self, feedback: str) -> str:
         """verify.check_code's feedback on the latest program, as the teacher says it."""
         return feedback.split("\n")[0]
 
+    def uptake(self, dialogues: list[Dialogue]) -> tuple[float | None, int]:
+        """Of the programs whose relayed feedback named a failing test and that were followed by another program,
+        the fraction whose next program passes that test. Returns (rate or None, cases)."""
+        agree = cases = 0
+        for d in dialogues:
+            turns = d.student_turns()
+            for this, nxt in zip(turns, turns[1:]):
+                relayed = re.match(r"Test (\d+) \(", self.phrase(this.get("feedback") or ""))
+                if relayed and nxt.get("correct") is not None:
+                    cases += 1
+                    agree += nxt["correct"] or f"Test {relayed.group(1)} (" not in (nxt.get("feedback") or "")
+        return (agree / cases if cases else None), cases
+
+
+def _latest_feedback(d: Dialogue) -> str | None:
+    # k_t is about the latest program: a question put in place of an attempt (Q-priming) has none
+    return next((m["feedback"] for m in reversed(d.student_turns()) if m.get("feedback")), None)
+
 
 def scripted_teacher(task: str):
-    """The tiny world's teacher for a task: digit hints for math, the first failing test for code. (Its sharded
+    """The tiny world's teacher for a task: how far off for math, the first failing test for code. (Its sharded
     and fully specified variants get the lazy user, dialogue.ShardTeacher, with no instructions.)"""
     return TestFeedbackTeacher() if task == "code" else HintTeacher()
 
@@ -129,6 +208,36 @@ def question_prompt(problem, attempt: str, feedback: str | None = None) -> str:
                                          private_knowledge=f"the answer is {problem.answer}")
 
 
+def reference_dialogues(problems, tokenizer, n_turns: int, seed: int = 0) -> list[Dialogue]:
+    """Fig. 3's shared contexts: for every problem, a dialogue of n_turns wrong answers of the base's kind and
+    the math teacher's replies, with segments exactly as dialogue.rollout builds them. The first answer is the
+    first step, written out (the base's); each later one is a near miss (70%) or repeats the last. Every model is scored on the prefixes of these (evaluate.reference_contexts)."""
+    chat, teacher = dialogue.ChatFormat(tokenizer), HintTeacher()
+    out = []
+    for p in problems:
+        rng = random.Random(f"{seed}-{p.id}")
+        gold, d = int(p.answer), Dialogue(problem=p)
+        d.segments.append(("teacher", chat.opening(teacher.opening(p))))
+        d.messages.append({"role": "teacher", "turn": 1, "text": teacher.opening(p)})
+        x = _best_effort(p) if _best_effort(p) != gold else gold + rng.choice([-2, -1, 1, 2])
+        for t in range(1, n_turns + 1):
+            text = _attempt(p, x, _first_step(p) if x == _best_effort(p) else None)
+            d.segments.append(("student", chat.encode(text) + [chat.end_of_turn]))
+            d.messages.append({"role": "student", "turn": t, "text": text, "correct": False, "answer": str(x)})
+            if t == n_turns:
+                break
+            reply, (lo, hi) = hint(gold, text)
+            d.segments.append(("teacher", chat.teacher_turn(reply)))
+            d.messages.append({"role": "teacher", "turn": t + 1, "text": reply, "leak": False})
+            x = gold + rng.choice([-3, -2, -1, 1, 2, 3]) if rng.random() < 0.7 else x
+        d.done = True
+        out.append(d)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# The model: characters in, a small Llama, cached after its warm-up.
+# ---------------------------------------------------------------------------------------------
 
 def cache_dir(seed: int, steps: int) -> Path:
     root = Path(os.environ.get("SML_CACHE", Path.home() / ".cache" / "sml"))
@@ -159,13 +268,19 @@ def build_tokenizer():
                                    model_max_length=1024)
 
 
+HIDDEN, LAYERS = 64, 4
+INIT_STD = 0.08   # Hugging Face's 0.02 leaves a 64-wide model's attention uniform for ~400 steps: a plateau whose
+                  # end (the arithmetic "clicking") moved with float-level differences between machines
+
+
 def build_model(tokenizer, seed: int = 0):
     from transformers import LlamaConfig, LlamaForCausalLM
     torch.manual_seed(seed)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=192, num_hidden_layers=4,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
-                         tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=HIDDEN, intermediate_size=3 * HIDDEN,
+                         num_hidden_layers=LAYERS, num_attention_heads=4, num_key_value_heads=2,
+                         max_position_embeddings=1024, tie_word_embeddings=True, initializer_range=INIT_STD,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id)
     return LlamaForCausalLM(config)
 
 
@@ -173,7 +288,7 @@ def build_model(tokenizer, seed: int = 0):
 # The warm-up: next-token prediction on the student's turns of generated dialogues.
 # ---------------------------------------------------------------------------------------------
 
-WARMUP_STEPS = 1300
+WARMUP_STEPS = 1200
 DIALOGUE_BATCH = 40    # phase 2's dialogues are long: a smaller batch keeps the warm-up within 5 minutes
 
 
@@ -225,78 +340,80 @@ def warm_up(path: Path, seed: int = 0, steps: int = WARMUP_STEPS, batch_size: in
     os.replace(tmp, path)
 
 
+# ---------------------------------------------------------------------------------------------
+# The corpus: the base student's dialogues, written by its habits (P_USE, P_REPEAT, P_ASK, ...).
+# ---------------------------------------------------------------------------------------------
+
 def corpus_sample(rng: random.Random, chat, mix: dict = MIX):
     """One training sequence (ids, mask): a math or code dialogue, a sharded dialogue, a question-writing
-    prompt, or plain problems -> correct answers (the arithmetic itself, learned first)."""
+    prompt, or plain problems -> the base's answers (its arithmetic, learned first)."""
     kind = rng.choices(list(mix), weights=list(mix.values()))[0]
     task = "code" if "code" in kind else "math"
     kind = kind.removesuffix("-code")
-    problem = rng.choice(_train_problems(task))
     if kind == "solve":   # a few problems in one chat, so the arithmetic also works far into a dialogue
-        extra = rng.randint(0, 3 if task == "math" else 1)
-        chain = [problem] + [rng.choice(_train_problems(task)) for _ in range(extra)]
-        return _encode(chat, chain[0].statement, [_attempt(p, _constant(p)) for p in chain],
+        chain = [rng.choice(_train_problems(task, rng.random() < 0.6)) for _ in range(rng.randint(1, 4))]
+        return _encode(chat, chain[0].statement, [_attempt(p, _best_effort(p), _first_step(p)) for p in chain],
                        [p.statement for p in chain[1:]])
-    if kind == "question":
-        attempt = f"\\boxed{{{_wrong(int(problem.answer), rng)}}}"
-        prompt = question_prompt(problem, attempt)
-        wrong_digit = "last" if attempt[-2] != problem.answer[-1] else "tens"
-        return _encode(chat, prompt, [f"What is the {wrong_digit} digit?"], [])
     if kind == "sharded":
+        problem = rng.choice(_train_problems(task, True))
         return _encode(chat, problem.shards[0], *_sharded_turns(problem, rng))
-    if kind == "code":
-        return _encode(chat, problem.statement, *_code_turns(problem, rng))
-    return _encode(chat, problem.statement, *_math_turns(problem, rng))
+    problem = rng.choice(_train_problems(task))
+    if kind == "question":
+        x = _best_effort(problem)
+        x = x if x != _gold(problem) else x + rng.choice([-2, -1, 1, 2])
+        return _encode(chat, question_prompt(problem, f"\\boxed{{{x}}}"), [_question(x)], [])
+    return _encode(chat, problem.statement, *_dialogue_turns(problem, rng))
 
 
-def _math_turns(problem, rng):
-    """The base student's attempts and the scripted teacher's replies, until correct or 4-6 turns."""
-    y, gold = int(problem.answer), problem.answer
-    students, teachers, prev, known = [], [], None, {}
+def _dialogue_turns(problem, rng):
+    """The base student's turns and the scripted teacher's replies, until right or 4-6 turns. Its first answer is
+    the first step, written out. After a reply that carries information it uses it (P_USE: "52 - 3 =
+    \\boxed{49}"), else it repeats its last answer word for word (P_REPEAT) or guesses nearby (a bare number)."""
+    gold, code = _gold(problem), problem.task == "code"
+    x, where = _best_effort(problem), None
+    answer = _attempt(problem, x, _first_step(problem))
+    students, teachers = [], []
     for t in range(rng.randint(4, 6)):
-        if rng.random() < P_ASK:
-            text = f"What is the {rng.choice(['last', 'tens'])} digit?"
-        else:
-            if prev is None:
-                x = y if rng.random() < P_FIRST_CORRECT else _wrong(y, rng)
-            else:
-                r = rng.random()
-                if r < P_USE_HINT:
-                    x = _apply_hints(prev, known)
-                elif r < P_USE_HINT + P_LATER_CORRECT:
-                    x = y
-                else:
-                    x = prev if rng.random() < P_REPEAT else _wrong(y, rng)
-            prev, text = x, f"\\boxed{{{x}}}"
+        if t > 0:
+            r = rng.random()
+            if where is not None and r < P_USE:
+                x, work = _use(teachers[-1], x)
+                answer = _attempt(problem, x, work)
+            elif r > P_USE + (1 - P_USE) * P_REPEAT:
+                x += rng.choice([-1, 1]) * rng.randint(1, 4)
+                answer = _attempt(problem, x)
+        asks = not code and rng.random() < P_ASK
+        text = _question(x) if asks else answer
         students.append(text)
-        if text == f"\\boxed{{{y}}}":
+        if x == gold and not asks:
             break
-        reply = hint_reply(gold, text)
-        for place, k in (("last", -1), ("tens", -2)):
-            if f"{place} digit is" in reply:
-                known[k] = reply[-2]
-        teachers.append(reply)
-    return students, teachers[:len(students) - 1]
-
-
-def _code_turns(problem, rng):
-    """The code task: programs f(x) = x + c, and the scripted teacher's first failing test, which shows
-    the expected f(0) = the right c. A later attempt copies it (P_USE_HINT) or is a fresh try."""
-    teacher, y = TestFeedbackTeacher(), _constant(problem)
-    students, teachers, prev = [], [], None
-    for t in range(rng.randint(3, 5)):
-        if prev is None:
-            x = y if rng.random() < P_FIRST_CORRECT else _wrong(y, rng)
-        elif rng.random() < P_USE_HINT + P_LATER_CORRECT:
-            x = y
+        if code:
+            feedback = tiny_feedback(problem, x)
+            teachers.append(TestFeedbackTeacher().phrase(feedback))
+            where = (gold, gold) if feedback.startswith("Test") else None
         else:
-            x = prev if rng.random() < P_REPEAT else _wrong(y, rng)
-        prev = x
-        students.append(_attempt(problem, x))
-        if x == y:
-            break
-        teachers.append(teacher.phrase(tiny_feedback(problem, x)))
+            reply, where = hint(gold, text)
+            teachers.append(reply)
     return students, teachers[:len(students) - 1]
+
+
+def _sharded_turns(problem, rng):
+    """Sharded (the lazy user reveals one shard per turn): before the last shard the base mostly answers anyway
+    (a guess, or the number it was just given), sometimes asks (P_CLARIFY); after it, it combines the shards
+    (P_USE_SHARDS) or anchors on its earlier answer."""
+    students, x = [], None
+    for t in range(len(problem.shards)):
+        if t < len(problem.shards) - 1 and rng.random() < P_CLARIFY:
+            students.append("What are the numbers?" if t == 0 else "What is the second number?")
+            continue
+        if t == len(problem.shards) - 1 and rng.random() < P_USE_SHARDS:
+            x = _gold(problem)
+            students.append(_attempt(problem, x, _first_step(problem)))
+            continue
+        if x is None or rng.random() > P_REPEAT:
+            x = problem.meta["a"] if t == 1 else rng.randint(20, 99)
+        students.append(_attempt(problem, x))
+    return students, problem.shards[1:]
 
 
 def tiny_feedback(problem, constant: int) -> str:
@@ -310,46 +427,35 @@ def tiny_feedback(problem, constant: int) -> str:
     return verify.feedback_text(results)
 
 
-def _sharded_turns(problem, rng):
-    """Before all shards are in, the base student mostly guesses (premature answers), sometimes asks."""
-    y = _constant(problem)
-    students = []
-    for t in range(len(problem.shards)):
-        if t < len(problem.shards) - 1:
-            ask = rng.random() < 0.25
-            students.append("What are the numbers?" if ask else _attempt(problem, rng.randint(20, 150)))
-        else:
-            students.append(_attempt(problem, y if rng.random() < P_FIRST_CORRECT else _wrong(y, rng)))
-    return students, problem.shards[1:]
+def _question(x: int) -> str:
+    return f"How far off is {x}?"
 
 
-def _constant(problem) -> int:
+def _gold(problem) -> int:
     return problem.meta["constant"] if problem.task == "code" else int(problem.answer)
 
 
-def _attempt(problem, value: int) -> str:
-    """The student's answer: \\boxed{value} for math, the program returning x + value for code."""
-    return tasks.tiny_program(value) if problem.task == "code" else f"\\boxed{{{value}}}"
+def _best_effort(problem) -> int:
+    """What the base answers in one turn: the first step (the answer itself for a one-step problem)."""
+    return problem.meta["first_step"]
+
+
+def _attempt(problem, value: int, work: str | None = None) -> str:
+    """The student's answer: for math \\boxed{value}, after the step it computed when it computed one
+    ("47 + 5 = \\boxed{52}"); for code the program returning x + value."""
+    if problem.task == "code":
+        return tasks.tiny_program(value)
+    return f"{work} = \\boxed{{{value}}}" if work else f"\\boxed{{{value}}}"
+
+
+def _first_step(problem) -> str:
+    """The step the base computes in one turn, written out: "47 + 5"."""
+    return f"{problem.meta['a']} {problem.meta['op']} {problem.meta['b']}"
 
 
 @functools.cache
-def _train_problems(task: str = "math"):
-    return tasks.tiny_problems(task, "train")
-
-
-def _wrong(y: int, rng) -> int:
-    """A near miss: the last digit wrong (60%), or the tens off by one (40%)."""
-    if rng.random() < 0.6:
-        return y - y % 10 + rng.choice([d for d in range(10) if d != y % 10])
-    return y + 10 if y < 20 or rng.random() < 0.5 else y - 10
-
-
-def _apply_hints(prev: int, known: dict) -> int:
-    digits = list(str(prev))
-    for k, d in known.items():
-        if len(digits) >= -k:
-            digits[k] = d
-    return int("".join(digits))
+def _train_problems(task: str = "math", sharded: bool = False):
+    return tasks.tiny_problems(task, "train", sharded=sharded)
 
 
 def _encode(chat, opening: str, students: list[str], teachers: list[str]):
@@ -382,13 +488,36 @@ def _pad(seqs, value):
     return torch.tensor([list(s) + [value] * (T - len(s)) for s in seqs], dtype=torch.long)
 
 
+# ---------------------------------------------------------------------------------------------
+# Looking at the base model: what it can do, measured.
+# ---------------------------------------------------------------------------------------------
+
+def measure(model, tokenizer, n: int = 200, turns: int = 4, seed: int = 0) -> dict:
+    """The base's properties on held-out problems: success by turn and feedback uptake (math, code), and
+    success on the sharded and fully specified pair (math)."""
+    out = {}
+    for task in ("math", "code"):
+        problems = tasks.tiny_problems(task, "test", n, seed=1234)
+        teacher = scripted_teacher(task)
+        ds = dialogue.rollout(model, tokenizer, problems, teacher, max_turns=turns, max_turn_tokens=48, seed=seed)
+        out[task] = [sum(d.success_turn is not None and d.success_turn <= t for d in ds) / len(ds)
+                     for t in range(1, turns + 1)]
+        out[f"{task}_uptake"] = teacher.uptake(ds)
+    for variant, full in (("math-sharded", False), ("math-full", True)):
+        problems = tasks.tiny_problems("math", "test", n, seed=1234, sharded=True)
+        ds = dialogue.rollout(model, tokenizer, problems, dialogue.ShardTeacher(instructions=False, full=full),
+                              max_turns=3, max_turn_tokens=48, seed=seed)
+        out[variant] = sum(d.success_turn is not None for d in ds) / len(ds)
+    return out
+
+
 if __name__ == "__main__":
     import argparse
     ap = argparse.ArgumentParser(description="The tiny world: warm up (or load) its base model and look at it.")
     ap.add_argument("--show", action="store_true", help="print a few dialogues with the scripted teacher")
     ap.add_argument("--qprime", action="store_true", help="print a few dialogues with injected questions (Eq. 4)")
     ap.add_argument("--task", choices=["math", "code"], default="math")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="the warm-up seed")
     a = ap.parse_args()
     t0 = time.time()
     model, tok = load_tiny(seed=a.seed)
@@ -402,10 +531,4 @@ if __name__ == "__main__":
         if injector:
             print(injector.stats)
     else:
-        for task in ("math", "code"):
-            problems = tasks.tiny_problems(task, "test", n=200, seed=1234)
-            ds = dialogue.rollout(model, tok, problems, scripted_teacher(task), max_turns=4, temperature=1.0,
-                                  max_turn_tokens=48, progress=True)
-            print(f"{task}: solved by turn " + "  ".join(
-                f"{t}: {sum(d.success_turn is not None and d.success_turn <= t for d in ds) / len(ds):.3f}"
-                for t in range(1, 5)))
+        print(json.dumps(measure(model, tok)))

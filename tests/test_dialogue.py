@@ -134,7 +134,7 @@ def test_rollout_ends_at_first_success_and_teacher_hints(monkeypatch, tok):
     ds = rollout(None, tok, [p], HintTeacher(), group_size=2, max_turns=4)
     assert calls == [2, 1]                       # the solved dialogue is not generated for again
     assert ds[0].success_turn == 2 and ds[1].success_turn == 1
-    assert ds[0].messages[2] == {"role": "teacher", "turn": 2, "text": "Not quite. The last digit is 5.",
+    assert ds[0].messages[2] == {"role": "teacher", "turn": 2, "text": "84 is 1 too low.",
                                  "leak": False}
     assert [m["correct"] for m in ds[0].student_turns()] == [False, True]
 
@@ -172,7 +172,7 @@ def test_rollout_counts_teacher_leaks(monkeypatch, tok):
 
 
 def test_shard_teacher_reveals_one_shard_per_turn_then_stops(monkeypatch, tok):
-    p = tasks.tiny_math_problems("test", n=1, seed=0)[0]
+    p = tasks.tiny_math_problems("test", n=1, seed=0, sharded=True)[0]
     _scripted(monkeypatch, tok, [["What are the numbers?"], ["\\boxed{1}"], ["\\boxed{2}"], ["\\boxed{3}"]])
     d = rollout(None, tok, [p], ShardTeacher(instructions=False), max_turns=10)[0]
     teacher = [m["text"] for m in d.messages if m["role"] == "teacher"]
@@ -180,15 +180,6 @@ def test_shard_teacher_reveals_one_shard_per_turn_then_stops(monkeypatch, tok):
     assert told.startswith(dialogue.student_instructions(p)) and told.endswith(p.shards[0])
     assert teacher == p.shards                    # one shard per turn, in order, and nothing after the last
     assert d.turns == len(p.shards) and d.success_turn is None
-
-
-def test_hint_teacher_answers_questions_and_never_states_the_answer():
-    assert tinyworld.hint_reply("85", "What is the last digit?") == "The last digit is 5."
-    assert tinyworld.hint_reply("85", "What is the tens digit?") == "The tens digit is 8."
-    assert tinyworld.hint_reply("85", "\\boxed{75}") == "Not quite. The tens digit is 8."
-    assert tinyworld.hint_reply("85", "I think so.") .startswith("Please give")
-    for x in range(10, 200):
-        assert "85" not in tinyworld.hint_reply("85", f"\\boxed{{{x}}}")
 
 
 def test_unreachable_model_is_one_clear_sentence(tmp_path):
@@ -225,7 +216,7 @@ def test_brief_test_feedback_teacher_relays_the_first_failing_test(monkeypatch, 
     _scripted(monkeypatch, tok, [[tasks.tiny_program(c + 1)], ["no program here"], [p.solution]])
     d = rollout(None, tok, [p], tinyworld.scripted_teacher("code"), max_turns=4)[0]
     assert d.success_turn == 3 and [m["correct"] for m in d.student_turns()] == [False, None, True]
-    assert d.messages[2]["text"] == f"Test 1 (fail): input '0' | expected '{c}' | got '{c + 1}'"
+    assert d.messages[2]["text"] == f"Test 1 (fail): input '1' | expected '{c + 1}' | got '{c + 2}'"
     assert "python block" in d.messages[4]["text"] and d.leaks == 0      # test outputs are k_t, not a leak
 
 

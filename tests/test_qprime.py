@@ -39,7 +39,9 @@ def _scripted(monkeypatch, tok, student_replies, question_replies):
 
 def test_injection_measured_through_rollouts_and_correct_turns_never_replaced(monkeypatch, tok):
     right, wrong = tasks.tiny_math_problems("train", n=2, seed=3)
-    _scripted(monkeypatch, tok, {right.statement: f"\\boxed{{{right.answer}}}", wrong.statement: "\\boxed{1}"}, [])
+    near = int(wrong.answer) - 2
+    _scripted(monkeypatch, tok, {right.statement: f"\\boxed{{{right.answer}}}", wrong.statement: "\\boxed{1}"},
+              [f"How far off is {near}?"] * 400)
     injector = qprime.QuestionInjector(None, tok, seed=0)
     ds = dialogue.rollout(None, tok, [right, wrong], tinyworld.HintTeacher(), group_size=400, max_turns=2,
                           on_incorrect=injector)
@@ -50,7 +52,7 @@ def test_injection_measured_through_rollouts_and_correct_turns_never_replaced(mo
     assert first_turn == pytest.approx(0.75, abs=0.07)           # 400 draws: 3 standard errors
     q = next(d for d in unsolved if d.student_turns()[0].get("injected"))
     # the teacher answered the question with the piece of information it asked for
-    assert q.messages[2]["text"] == f"The last digit is {wrong.answer[-1]}."
+    assert q.messages[2]["text"] == f"{near} is 2 too low."
     assert q.student_turns()[0]["correct"] is None and q.segments[1][0] == "student"
     assert injector.stats["injected"] > 0 and injector.stats["wrong_turns"] == 400   # not asked at the last turn
 

@@ -25,28 +25,53 @@ def packed(obj) -> str:
 # --- the tiny world ---
 
 def test_tiny_world_split_is_disjoint_and_deterministic():
-    train, test = tasks.tiny_math_problems("train"), tasks.tiny_math_problems("test")
-    assert train and test
-    assert not {p.id for p in train} & {p.id for p in test}
-    assert [p.id for p in tasks.tiny_math_problems("train")] == [p.id for p in train]
+    for sharded in (False, True):
+        train, test = tasks.tiny_math_problems("train", sharded=sharded), tasks.tiny_math_problems("test", sharded=sharded)
+        assert train and test
+        assert not {p.id for p in train} & {p.id for p in test}
+        assert [p.id for p in tasks.tiny_math_problems("train", sharded=sharded)] == [p.id for p in train]
     assert [p.id for p in tasks.tiny_math_problems("test", n=5, seed=1)] == \
            [p.id for p in tasks.tiny_math_problems("test", n=5, seed=1)]
+    main, pair = tasks.tiny_math_problems("train"), tasks.tiny_math_problems("train", sharded=True)
+    assert not {p.id for p in main} & {p.id for p in pair}
+
+
+def test_tiny_main_problems_take_two_steps_of_one_digit():
+    """a +- b +- c: the student's best effort (one step) is never the answer, and a correction by the last
+    step's one-digit number keeps every number two-digit."""
+    for p in tasks.tiny_math_problems("test"):
+        m = p.meta
+        first = m["a"] + m["b"] if m["op"] == "+" else m["a"] - m["b"]
+        y = first + m["c"] if m["op2"] == "+" else first - m["c"]
+        assert p.statement == f"What is {m['a']} {m['op']} {m['b']} {m['op2']} {m['c']}?" and p.shards is None
+        assert 10 <= m["a"] <= 99 and 1 <= m["b"] <= 9 and 1 <= m["c"] <= 9 and p.answer == str(y)
+        assert m["first_step"] == first != y and first in tasks.TINY_RANGE and y in tasks.TINY_RANGE
+
+
+def test_tiny_sharded_pair_reveals_a_one_digit_problem():
+    p = next(p for p in tasks.tiny_math_problems("test", sharded=True) if p.meta["op"] == "-")
+    a, b = p.meta["a"], p.meta["b"]
+    assert b <= 9 and p.statement == f"What is {a} - {b}?" and p.answer == str(a - b) == str(p.meta["first_step"])
+    assert p.shards == ["Compute a difference.", f"The first number is {a}.", f"The second number is {b}."]
 
 
 def test_tiny_code_task_mirrors_the_math_split_and_its_reference_passes_in_the_sandbox():
     import verify
-    math_test, code_test = tasks.tiny_math_problems("test"), tasks.tiny_code_problems("test")
-    assert [p.id.split("-", 1)[1] for p in code_test] == [p.id.split("-", 1)[1] for p in math_test]
-    assert not {p.id for p in tasks.tiny_code_problems("train")} & {p.id for p in code_test}
+    for sharded in (False, True):
+        math_test, code_test = (tasks.tiny_math_problems("test", sharded=sharded),
+                                tasks.tiny_code_problems("test", sharded=sharded))
+        assert [p.id.split("-", 1)[1] for p in code_test] == [p.id.split("-", 1)[1] for p in math_test]
+        assert not {p.id for p in tasks.tiny_code_problems("train", sharded=sharded)} & {p.id for p in code_test}
     p = tasks.tiny_code_problems("test", n=1, seed=3)[0]
-    a, b, op = p.meta["a"], p.meta["b"], p.meta["op"]
-    assert p.task == "code" and p.answer is None and p.statement == f"Write f(x) that returns x + {a} {op} {b}."
-    assert p.meta["constant"] == (a + b if op == "+" else a - b)
+    m = tasks.tiny_math_problems("test", n=1, seed=3)[0]
+    assert p.task == "code" and p.answer is None and p.statement == "Write f(x) that returns x + " + m.statement[8:-1] + "."
+    assert p.meta["constant"] == int(m.answer)
     assert [t["output"] for t in p.tests] == [str(x + p.meta["constant"]) for x in tasks.TINY_TEST_INPUTS]
     right = verify.check_code(verify.extract_program(p.solution), p.tests, func_name=p.func_name)
     wrong = verify.check_code(verify.extract_program(tasks.tiny_program(p.meta["constant"] + 1)), p.tests, "f")
     assert right.passed and right.n_passed == 3
-    assert not wrong.passed and wrong.n_passed == 0 and f"expected '{p.meta['constant']}'" in wrong.feedback
+    assert not wrong.passed and wrong.n_passed == 0 and f"expected '{p.meta['constant'] + 1}'" in wrong.feedback
+    assert tasks.tiny_code_problems("test", n=1, seed=3, sharded=True)[0].shards[0].startswith("Write f(x)")
     assert len(tasks.load_task("tiny-code", None, "train", n=3)) == 3
 
 

@@ -1,12 +1,18 @@
-"""tinyworld.py: the char tokenizer and template round-trip, and the warm-up is deterministic given the seed."""
+"""tinyworld.py: the char tokenizer, the corpus (encoded exactly like a rollout), the scripted teachers (never
+leak, uptake by hand), Fig. 3's reference dialogues, and the warm-up is deterministic given the seed."""
 import random
+import re
 
+import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 import dialogue
+import evaluate
 import tasks
 import tinyworld
+import verify
+from dialogue import Dialogue
 
 
 def test_char_tokenizer_round_trips_and_saves(tok, tmp_path):
@@ -20,7 +26,7 @@ def test_char_tokenizer_round_trips_and_saves(tok, tmp_path):
     assert again.encode(text, add_special_tokens=False) == ids
 
 
-def test_corpus_encodes_exactly_like_the_rollout(tok):
+def test_every_corpus_kind_is_a_masked_chat(tok):
     chat = dialogue.ChatFormat(tok)
     rng = random.Random(0)
     for kind in list(tinyworld.MIX):
@@ -29,23 +35,154 @@ def test_corpus_encodes_exactly_like_the_rollout(tok):
             assert len(ids) == len(mask) and ids[:2] == chat.opening("x")[:2]
             student = [i for i, m in zip(ids, mask) if m]
             assert student[-1] == chat.end_of_turn and sum(mask) < len(ids)
-    # a code dialogue, segment by segment, is what dialogue.rollout builds from the same texts
-    p = tasks.tiny_code_problems("train", n=1, seed=0)[0]
-    wrong, right = tasks.tiny_program(p.meta["constant"] + 10), p.solution
-    reply = tinyworld.TestFeedbackTeacher().phrase(tinyworld.tiny_feedback(p, p.meta["constant"] + 10))
-    ids, mask = tinyworld._encode(chat, p.statement, [wrong, right], [reply])
-    expected = (chat.opening(p.statement) + chat.encode(wrong) + [chat.end_of_turn] + chat.teacher_turn(reply)
-                + chat.encode(right) + [chat.end_of_turn])
-    assert ids == expected
+
+
+def _replay(monkeypatch, tok, texts):
+    """dialogue.generate replaced by a student that says texts[t-1] at turn t."""
+    chat = dialogue.ChatFormat(tok)
+    turn = iter(texts)
+    monkeypatch.setattr(dialogue, "generate", lambda model, prompts, n, **kw:
+                        [tok.encode(next(turn), add_special_tokens=False) + [chat.end_of_turn] for _ in prompts])
+
+
+@pytest.mark.parametrize("task", ["math", "code"])
+def test_corpus_dialogues_encode_exactly_like_the_rollout(monkeypatch, tok, task):
+    """The warm-up's dialogues, replayed through dialogue.rollout with the scripted teacher: the same teacher
+    replies and the same token ids, so the base is trained on exactly what it will see."""
+    chat = dialogue.ChatFormat(tok)
+    rng = random.Random(1)
+    problems = tasks.tiny_problems(task, "train", n=6 if task == "math" else 2, seed=2)
+    for p in problems:
+        students, teachers = tinyworld._dialogue_turns(p, rng)
+        ids, mask = tinyworld._encode(chat, p.statement, students, teachers)
+        _replay(monkeypatch, tok, students)
+        d = dialogue.rollout(None, tok, [p], tinyworld.scripted_teacher(task), max_turns=len(students))[0]
+        assert [m["text"] for m in d.messages if m["role"] == "teacher"][1:] == teachers
+        assert d.ids == ids and d.student_mask == mask
 
 
 def test_warm_up_feedback_is_what_the_sandbox_says():
     """The corpus writes the code teacher's replies without running programs: they must match check_code."""
-    import verify
     for p in tasks.tiny_code_problems("train", n=3, seed=5):
-        for constant in (p.meta["constant"], p.meta["constant"] - 10, 7):
+        for constant in (p.meta["constant"], p.meta["first_step"], 7):
             program = verify.extract_program(tasks.tiny_program(constant))
             assert tinyworld.tiny_feedback(p, constant) == verify.check_code(program, p.tests, p.func_name).feedback
+
+
+def test_math_teacher_says_how_far_off_when_it_is_one_step():
+    hint = tinyworld.hint
+    assert hint(84, "\\boxed{85}") == ("85 is 1 too high.", (84, 84))
+    assert hint(84, "80 + 7 = \\boxed{87}") == ("87 is 3 too high.", (84, 84))      # the last boxed number counts
+    assert hint(84, "\\boxed{75}") == ("75 is 9 too low.", (84, 84))
+    assert hint(84, "\\boxed{74}") == ("74 is much too low.", None)                 # 10: not one step, no number
+    assert hint(84, "How far off is 87?") == ("87 is 3 too high.", (84, 84))      # a question: the same reply
+    assert hint(84, "how far off is 84?") == ("That one is exactly right.", (84, 84))
+    assert hint(3, "\\boxed{6}") == ("That is 3 too high.", (3, 3))                 # "6 is 3 too high" would tell
+    assert hint(84, "What is the answer?")[1] is None and hint(84, "I think so.")[0].startswith("Please give")
+
+
+def test_the_bases_use_of_a_reply_is_one_written_step_onto_the_answer():
+    """The corpus's P_USE turns: the step the student writes moves the number the teacher named by the distance it
+    gave, and lands on the answer; a reply with no one-step distance gives it nothing to compute."""
+    for gold in (3, 20, 57, 89):
+        for x in [v for v in range(gold - 9, gold + 10) if v != gold]:
+            for text in (f"\\boxed{{{x}}}", f"How far off is {x}?"):
+                reply, where = tinyworld.hint(gold, text)
+                value, work = tinyworld._use(reply, x)
+                assert where == (gold, gold) and value == gold
+                assert work == f"{x} {'-' if x > gold else '+'} {abs(x - gold)}" and eval(work) == gold
+        far, where = tinyworld.hint(gold, f"\\boxed{{{gold + 30}}}")
+        assert where is None and tinyworld._use(far, gold + 30) == (gold + 30, None)
+
+
+def test_the_corpus_writes_the_first_step_then_uses_repeats_or_guesses():
+    """Turn 1 is the first step written out; a later turn is that step's use of the reply, the last answer word for
+    word, a bare guess, or a question: the habits the docstring names, and nothing else."""
+    rng = random.Random(0)
+    for p in rng.sample(tasks.tiny_math_problems("train"), 200):
+        students, teachers = tinyworld._dialogue_turns(p, rng)
+        m = p.meta
+        first = f"{m['a']} {m['op']} {m['b']} = \\boxed{{{m['first_step']}}}"
+        assert students[0] in (first, f"How far off is {m['first_step']}?")
+        for t, text in enumerate(students[1:], start=1):
+            worked = re.fullmatch(r"(\d+) ([+-]) (\d) = \\boxed\{(-?\d+)\}", text)
+            if worked is None:                                         # a bare guess or a question
+                assert re.fullmatch(r"\\boxed\{-?\d+\}|How far off is -?\d+\?", text), text
+                continue
+            n, op, d, value = worked.groups()
+            assert eval(f"{n} {op} {d}") == int(value)                  # its one step, computed right
+            assert text == first or text in students[:t] or any(
+                reply.startswith(f"{n} is {d} too {'high' if op == '-' else 'low'}") for reply in teachers[:t]), \
+                (students, teachers)                                   # the first step, a repeat, or a use
+
+
+def test_math_teacher_never_states_the_answer():
+    """Every reply the math teacher can give, to every test problem: answers and questions far and near."""
+    for p in tasks.tiny_math_problems("test"):
+        gold = int(p.answer)
+        for x in [*range(gold - 15, gold + 16), 0, 2 * gold, -gold, 10 * gold]:
+            for text in (f"\\boxed{{{x}}}", f"How far off is {x}?"):
+                if text != f"\\boxed{{{gold}}}":
+                    assert not verify.mentions_answer(tinyworld.hint(gold, text)[0], p.answer), (p.id, text)
+
+
+def _dialogue(problem, turns, teacher):
+    """A hand-made dialogue: student texts, with the scripted teacher's reply after each but the last."""
+    d = Dialogue(problem=problem)
+    d.messages.append({"role": "teacher", "turn": 1, "text": problem.statement})
+    for t, text in enumerate(turns, start=1):
+        d.messages.append({"role": "student", "turn": t, "text": text, **dialogue.judge(problem, text)})
+        if t < len(turns):
+            d.messages.append({"role": "teacher", "turn": t + 1, "text": teacher.reply([d])[0]})
+    return d
+
+
+def test_uptake_by_hand():
+    teacher = tinyworld.HintTeacher()
+    p = tasks.Problem(id="p", task="math", statement="What is 80 + 7 - 3?", answer="84", source="tiny")
+    took = _dialogue(p, ["80 + 7 = \\boxed{87}", "\\boxed{83}", "83 + 1 = \\boxed{84}"], teacher)   # 87 -> 83: out; 84: in
+    ignored = _dialogue(p, ["\\boxed{87}", "\\boxed{87}", "\\boxed{90}"], teacher)     # anchored, then off: 0 of 2
+    asked = _dialogue(p, ["How far off is 87?", "\\boxed{84}"], teacher)               # "87 is 3 too high": in
+    # a question after a reply is no case; after "much too high" nothing is said, so 60 is no case either
+    asked_twice = _dialogue(p, ["\\boxed{99}", "How far off is 85?", "\\boxed{83}"], teacher)
+    assert teacher.uptake([took]) == (0.5, 2)
+    assert teacher.uptake([ignored]) == (0.0, 2)
+    assert teacher.uptake([asked, asked_twice]) == (0.5, 2)
+    assert teacher.uptake([took, ignored, asked]) == (0.4, 5)
+    assert teacher.uptake([_dialogue(p, ["\\boxed{84}"], teacher)]) == (None, 0)
+
+
+def test_code_uptake_by_hand():
+    teacher = tinyworld.TestFeedbackTeacher()
+    p = tasks.tiny_code_problems("test", n=1, seed=0)[0]
+    c = p.meta["constant"]
+    fixed = _dialogue(p, [tasks.tiny_program(c + 2), tasks.tiny_program(c)], teacher)
+    stuck = _dialogue(p, [tasks.tiny_program(c + 2), tasks.tiny_program(c + 2), "no program", p.solution], teacher)
+    assert teacher.uptake([fixed]) == (1.0, 1)
+    assert teacher.uptake([stuck]) == (0.0, 1)      # after "no program" the reply names no failing test
+
+
+def test_reference_dialogues_are_wrong_answers_and_the_teachers_replies(tok):
+    chat = dialogue.ChatFormat(tok)
+    problems = tasks.tiny_math_problems("test", n=30, seed=3)
+    ds = tinyworld.reference_dialogues(problems, tok, n_turns=5)
+    assert [d.problem for d in ds] == problems
+    for d in ds:
+        gold, turns = int(d.problem.answer), d.student_turns()
+        assert len(turns) == 5 and all(tinyworld._integer(m["text"]) != gold for m in turns)
+        m = d.problem.meta                                                            # the base's first step
+        assert turns[0]["text"] == f"{m['a']} {m['op']} {m['b']} = \\boxed{{{m['first_step']}}}"
+        replies = [m["text"] for m in d.messages if m["role"] == "teacher"][1:]
+        assert replies == [tinyworld.hint(gold, m["text"])[0] for m in turns[:-1]]
+        expected = chat.opening(d.problem.statement)
+        for m, reply in zip(turns, replies + [None]):
+            expected = expected + chat.encode(m["text"]) + [chat.end_of_turn]
+            expected = expected + (chat.teacher_turn(reply) if reply else [])
+        assert d.ids == expected
+    contexts = evaluate.reference_contexts(ds, 5)
+    assert sorted(t for t, _, _ in contexts) == sorted(list(range(1, 6)) * 30)       # every problem at every turn
+    again = tinyworld.reference_dialogues(problems, tok, n_turns=5)
+    assert [d.ids for d in again] == [d.ids for d in ds]                              # the same for every model
 
 
 def test_warm_up_is_deterministic_given_the_seed(tmp_path):
