@@ -58,6 +58,7 @@ import grpo
 import lora
 import memory
 import qprime
+import report
 import runfolder
 import sft
 import tasks
@@ -245,7 +246,7 @@ def run(args):
         del student
     results[args.method] = {name: evaluate.combine(entries) for name, entries in trained.items()}
     if distributed.is_main():
-        evaluate.write_report(args.out, results, n_turns_train=args.turns,
+        report.write_report(args.out, results, n_turns_train=args.turns,
                               trained_on=args.task if args.transfer else None)
     print_curves(results, args.eval_turns)
     print(f"wrote {args.out}/eval.json, results.md" + (", plots" if any(args.out.glob("*.png")) else ""))

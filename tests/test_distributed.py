@@ -20,6 +20,7 @@ import torch
 import distributed
 import distributed_cases
 import evaluate
+import report
 import runfolder
 import sml
 
@@ -199,7 +200,7 @@ def test_a_two_rank_run_folder_is_written_once_like_one_process(runs):
     one, two = runs["one"]["out"], runs["two"]["out"]
     assert files(two) == files(one)                                      # the same files, no stray .tmp
     results = json.loads((two / "eval.json").read_text())
-    evaluate.validate_eval_json(results)
+    report.validate_eval_json(results)
     assert {t: e["n_problems"] for t, e in results["mt-rl"].items()} == \
         {t: e["n_problems"] for t, e in json.loads((one / "eval.json").read_text())["mt-rl"].items()}
     assert json.loads((two / "config.json").read_text())["world_size"] == 2

@@ -11,6 +11,7 @@ import torch
 
 import dialogue
 import evaluate
+import report
 import runfolder
 import tasks
 from conftest import ROOT, random_llama
@@ -54,7 +55,7 @@ def test_combine_over_training_seeds():
     assert c["questions_per_conversation"] == pytest.approx(0.4)
     assert c["turn_types"]["answer_attempt"] == pytest.approx(0.4)
     assert c["answer_loss_by_turn"] == [1.0, None]
-    evaluate.validate_eval_json({"m": {"math": c}})
+    report.validate_eval_json({"m": {"math": c}})
 
 
 def _script(monkeypatch, tok, replies):
@@ -96,7 +97,7 @@ def test_evaluate_sharded_counts_premature_answers(monkeypatch, tok):
     assert entry["teacher_leak_rate"] == 0.0 and entry["truncated_rate"] == 0.0
     assert entry["decoding"] == "sampled, temperature 1.0, top_p 1.0" and entry["seeds"] == [0, 1]
     assert by_seed[0][1].messages[1]["turn_type"] == "clarification"
-    evaluate.validate_eval_json({"scripted": {"math-sharded": entry}})
+    report.validate_eval_json({"scripted": {"math-sharded": entry}})
     greedy, _ = evaluate.evaluate(None, tok, [ann], dialogue.ShardTeacher(instructions=False), n_turns=2,
                                   temperature=0, progress=False)
     assert greedy["decoding"] == "greedy" and greedy["ci95"] is None and "premature_answer_rate" not in greedy
@@ -173,7 +174,7 @@ def test_classify_turn(text, task, kind):
 
 
 def test_classify_table_covers_every_type():
-    for kind in evaluate.TURN_TYPES:
+    for kind in report.TURN_TYPES:
         assert sum(k == kind for _, _, k in TURNS) >= 3, kind
 
 
@@ -200,7 +201,7 @@ def _entry(curve, ci=None, **extra):
 
 
 def _results():
-    types = {k: 0.0 for k in evaluate.TURN_TYPES} | {"answer_attempt": 0.75, "clarification": 0.25}
+    types = {k: 0.0 for k in report.TURN_TYPES} | {"answer_attempt": 0.75, "clarification": 0.25}
     return {
         "base": {"math": _entry([0.2, 0.3, 0.4], [0.05, 0.05, 0.1], turn_types=types, questions_per_conversation=0.5,
                                 teacher_leak_rate=0.0, truncated_rate=0.1, answer_loss_by_turn=[2.0, 1.5, None]),
@@ -214,10 +215,10 @@ def _results():
 
 def test_write_report(tmp_path):
     results = _results()
-    evaluate.write_report(tmp_path, results, n_turns_train=2)
+    report.write_report(tmp_path, results, n_turns_train=2)
     saved = json.loads((tmp_path / "eval.json").read_text())
     assert saved == results
-    evaluate.validate_eval_json(saved)
+    report.validate_eval_json(saved)
     md = (tmp_path / "results.md").read_text()
     assert "## math: success by turn" in md and "| model | 1 | 2 | 3 |" in md
     assert "| base | 0.200 ± 0.050 | 0.300 ± 0.050 | 0.400 ± 0.100 |" in md
@@ -237,7 +238,7 @@ def test_write_report(tmp_path):
 
 def test_write_report_without_matplotlib(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)   # import matplotlib now raises ImportError
-    evaluate.write_report(tmp_path, _results())
+    report.write_report(tmp_path, _results())
     assert "Plots need matplotlib" in (tmp_path / "results.md").read_text()
     assert not list(tmp_path.glob("*.png"))
 
@@ -257,7 +258,7 @@ def test_write_report_without_matplotlib(tmp_path, monkeypatch):
 ])
 def test_validate_eval_json_rejects(bad, message):
     with pytest.raises(ValueError, match=message):
-        evaluate.validate_eval_json(bad)
+        report.validate_eval_json(bad)
 
 
 def test_cli_errors_are_one_sentence(tmp_path, capsys):
@@ -308,7 +309,7 @@ def test_cli_smoke(tmp_path, tok):
                     "--seeds", "2", "--answer-loss")
     assert proc.returncode == 0, proc.stderr[-2000:]
     results = json.loads((out / "eval.json").read_text())
-    evaluate.validate_eval_json(results)
+    report.validate_eval_json(results)
     assert set(results) == {"rand"} and set(results["rand"]) == {"math", "math-sharded", "math-full"}
     entry = results["rand"]["math"]
     assert entry["n_problems"] == 4 and len(entry["success_at_turn"]) == 3 and len(entry["ci95"]) == 3

@@ -12,6 +12,7 @@ import dialogue
 import evaluate
 import grpo
 import lora
+import report
 import realarch
 import runfolder
 import sml
@@ -284,7 +285,7 @@ def test_sml_grpo_checkpoint_and_evaluate_end_to_end(arch, rank, tmp_path, monke
     assert ("LoRA rank 8" if rank else "full finetuning") in printed
     assert replies and all(isinstance(r, str) for r in replies)      # the frozen student did teach
     results = json.loads((out / "eval.json").read_text())
-    evaluate.validate_eval_json(results)
+    report.validate_eval_json(results)
     tasks_run = set(results["mt-rl"])
     assert ({"math", "math-sharded"} <= tasks_run) if arch == "gemma3" else tasks_run == {"math"}
     [row] = [json.loads(l) for l in (out / "seed-0" / "metrics.jsonl").read_text().splitlines()]
@@ -317,7 +318,7 @@ def test_sml_grpo_checkpoint_and_evaluate_end_to_end(arch, rank, tmp_path, monke
                    "--max-dialogue-tokens", "400", "--rollout-batch", "1", "--device", "cpu",
                    "--out", str(tmp_path / "eval")])
     results = json.loads((tmp_path / "eval" / "eval.json").read_text())
-    evaluate.validate_eval_json(results)
+    report.validate_eval_json(results)
     entry = results["trained"]["math"]
     assert entry["n_problems"] == 1 and entry["answer_loss_by_turn"][0] > 0
 
@@ -326,7 +327,7 @@ def test_sml_grpo_checkpoint_and_evaluate_end_to_end(arch, rank, tmp_path, monke
 def test_sml_filtered_sft_end_to_end(arch, tmp_path):
     out = tmp_path / "run"
     sml.main(sml_args(arch, "mt-sft", out))
-    evaluate.validate_eval_json(json.loads((out / "eval.json").read_text()))
+    report.validate_eval_json(json.loads((out / "eval.json").read_text()))
     kept = [json.loads(l) for l in (out / "seed-0" / "sft_dataset.jsonl").read_text().splitlines()]
     assert kept and all(r["success_turn"] is not None and sum(r["mask"]) > 0 for r in kept)
     [row] = [json.loads(l) for l in (out / "seed-0" / "metrics.jsonl").read_text().splitlines()]

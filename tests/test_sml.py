@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import evaluate
+import report
 import runfolder
 import sml
 import tasks
@@ -41,7 +42,7 @@ def test_every_method_runs_end_to_end(tmp_path, method):
     base_seeds = 3 if method == "mt-rl" else 1                          # the default gives the base a CI
     sml.main(["--task", "math", "--method", method, "--out", str(out), *TINY, "--eval-seeds", str(base_seeds)])
     results = json.loads((out / "eval.json").read_text())
-    evaluate.validate_eval_json(results)
+    report.validate_eval_json(results)
     assert set(results) == {"base", method} and set(results[method]) == {"math", "math-sharded", "math-full"}
     assert len(results["base"]["math"]["per_seed"]) == base_seeds and sml.parse_args([]).eval_seeds == 3
     assert (out / "results.md").exists()
@@ -64,10 +65,10 @@ def test_code_task_and_transfer_run_end_to_end(tmp_path):
     out = tmp_path / "code"
     sml.main(["--task", "code", "--transfer", "--out", str(out), *TINY])
     results = json.loads((out / "eval.json").read_text())
-    evaluate.validate_eval_json(results)
+    report.validate_eval_json(results)
     assert set(results["mt-rl"]) == {"code", "code-sharded", "code-full", "math", "math-sharded", "math-full"}
-    report = (out / "results.md").read_text()
-    assert "## Transfer (Fig. 4): trained on code" in report and "| math | transfer | mt-rl |" in report
+    md = (out / "results.md").read_text()
+    assert "## Transfer (Fig. 4): trained on code" in md and "| math | transfer | mt-rl |" in md
     rows = [json.loads(l) for l in open(out / "dialogues" / "base-code-seed0.jsonl")]
     assert len(rows) == 4 and all(r["task"] == "code" for r in rows)
     config = json.loads((out / "config.json").read_text())

@@ -1,0 +1,223 @@
+"""Reports (§5-6): eval.json's schema, and its readable forms: results.md's tables and the plots.
+
+evaluate.py measures; this file writes down what it measured, for a person and for the next program:
+  * eval.json: {model label: {eval task: entry}}, checked by `validate_eval_json` before it is written;
+  * results.md: success by turn with 95% CIs (Fig. 1-2), "Full vs Sharded" (Table 1), in-domain vs transfer
+    (Fig. 4, when the models were trained on one task), turn types and questions (Fig. 5-6), the loss on the
+    correct answer by turn (Fig. 3);
+  * success_by_turn_<task>.png and answer_loss.png when matplotlib is installed.
+
+    python -c "import json, report; report.write_report('out', json.load(open('runs/<run>/eval.json')))"
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import runfolder
+
+TURN_TYPES = ("answer_attempt", "clarification", "interrogation", "discussion", "hedge", "refuse", "missing")
+QUESTION_TYPES = ("clarification", "interrogation")
+
+
+def write_report(out: Path, results: dict, n_turns_train: int | None = None, trained_on: str | None = None) -> None:
+    """Write eval.json (exactly `results`: {model_label: {eval_task: entry}}), results.md and, when
+    matplotlib is installed, success_by_turn_<task>.png and answer_loss.png, each atomically.
+    `trained_on` (the task the models were trained on) adds Fig. 4's in-domain vs transfer table."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    validate_eval_json(results)
+    runfolder.atomic_write(out / "eval.json", json.dumps(results, indent=2))
+    plots = _plots(out, results, n_turns_train)
+    runfolder.atomic_write(out / "results.md", _markdown(results, plots, n_turns_train, trained_on))
+
+
+def _tasks(results: dict) -> list[str]:
+    names = {t for by_task in results.values() for t in by_task}
+    return sorted(names, key=lambda t: (t.split("-")[0], t))
+
+
+def _pm(values, ci, i: int, scale: float = 1.0, digits: int = 3) -> str:
+    """The value at turn i as "mean ± ci", or just the mean when there is no CI."""
+    if i >= len(values) or values[i] is None:
+        return "–"
+    s = f"{scale * values[i]:.{digits}f}"
+    return s + (f" ± {scale * ci[i]:.{digits}f}" if ci else "")
+
+
+def _num(e: dict, key: str, percent: bool = False) -> str:
+    return "–" if e.get(key) is None else (f"{100 * e[key]:.1f}%" if percent else f"{e[key]:.2f}")
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(r) + " |" for r in rows]
+
+
+def _markdown(results: dict, plots: list[str] | None, n_turns_train: int | None = None,
+              trained_on: str | None = None) -> str:
+    lines = ["# Evaluation", "", "Success at turn t is the fraction of dialogues solved at or before turn t, "
+             "as mean ± 95% CI half-width over seeds. Truncated dialogues count as unsolved."]
+    names = _tasks(results)
+    for task in names:
+        entries = {label: r[task] for label, r in results.items() if task in r}
+        N = max(len(e["success_at_turn"]) for e in entries.values())
+        e0 = next(iter(entries.values()))
+        lines += ["", f"## {task}: success by turn", "",
+                  f"{e0['n_problems']} problems; {e0.get('decoding', '?')}; seeds {e0.get('seeds', '?')}.", ""]
+        lines += _table(["model"] + [str(t) for t in range(1, N + 1)],
+                        [[label] + [_pm(e["success_at_turn"], e["ci95"], i) for i in range(N)]
+                         for label, e in entries.items()])
+        if plots and f"success_by_turn_{task}.png" in plots:
+            lines += ["", f"![success by turn, {task}](success_by_turn_{task}.png)"]
+    pairs = [t.removesuffix("-sharded") for t in names if t.endswith("-sharded") and
+             t.removesuffix("-sharded") + "-full" in names]
+    if pairs:
+        lines += ["", "## Full vs sharded (Table 1): the same problems, fully specified in one turn or revealed "
+                  "shard by shard; success at the last turn, %", ""]
+        rows = []
+        for domain in pairs:
+            for setting in ("full", "sharded"):
+                name = f"{domain}-{setting}"
+                rows.append([domain.capitalize(), setting.capitalize()] + [
+                    _pm(r[name]["success_at_turn"], r[name]["ci95"], len(r[name]["success_at_turn"]) - 1, 100, 1)
+                    if name in r else "–" for r in results.values()])
+        lines += _table(["domain", "setting"] + list(results), rows)
+    if trained_on:
+        lines += _transfer_table(results, names, n_turns_train, trained_on)
+    rows, types = [], []
+    for label, by_task in results.items():
+        for task, e in by_task.items():
+            rows.append([label, task, _num(e, "questions_per_conversation"), _num(e, "success_when_asked", True),
+                         _num(e, "success_when_not_asked", True), _num(e, "premature_answer_rate", True),
+                         _num(e, "premature_answers_per_conversation"), _num(e, "feedback_uptake", True),
+                         _num(e, "teacher_leak_rate", True), _num(e, "truncated_rate", True),
+                         _num(e, "overlong_rate", True), e.get("turn_type_classifier", "–")])
+            if "turn_types" in e:
+                types.append([label, task] + [f"{100 * e['turn_types'].get(k, 0.0):.1f}" for k in TURN_TYPES])
+    lines += ["", "## Behaviour (§5.2, §6.4)", "",
+              "Success when asked / not asked: success of the dialogues in which the student asked at least one "
+              "question / none. Feedback uptake: of the wrong attempts that the teacher's feedback could correct, "
+              "the share whose next attempt agreed with it (scripted teachers only).", ""]
+    lines += _table(["model", "task", "questions / conversation", "success when asked", "success when not asked",
+                     "premature answer rate", "premature answers / conversation", "feedback uptake",
+                     "teacher leak rate", "truncated", "over-long turn", "turn types by"], rows)
+    if types:
+        lines += ["", "## Turn types (% of student turns)", ""] + _table(["model", "task", *TURN_TYPES], types)
+    losses = [(label, task, e["answer_loss_by_turn"]) for label, by_task in results.items()
+              for task, e in by_task.items() if e.get("answer_loss_by_turn")]
+    if losses:
+        N = max(len(v) for _, _, v in losses)
+        lines += ["", "## Loss on the correct answer after each teacher turn (Fig. 3; nats per answer token, on "
+                  "the same contexts for every model)", ""]
+        lines += _table(["model", "task"] + [str(t) for t in range(1, N + 1)],
+                        [[label, task] + [_pm(v, None, i) for i in range(N)] for label, task, v in losses])
+        if plots and "answer_loss.png" in plots:
+            lines += ["", "![loss on the correct answer](answer_loss.png)"]
+    if plots is None:
+        lines += ["", "Plots need matplotlib (`pip install matplotlib`); none were drawn."]
+    return "\n".join(lines) + "\n"
+
+
+def _transfer_table(results: dict, names: list[str], n_turns_train: int | None, trained_on: str) -> list[str]:
+    """Fig. 4: success of every model on every fully specified task, marked in-domain (the task it was
+    trained on) or transfer, at turn 1, at the training horizon and at the last turn."""
+    full = [t for t in names if not t.endswith(("-sharded", "-full"))]
+    N = max(len(e["success_at_turn"]) for r in results.values() for t, e in r.items() if t in full)
+    turns = sorted({1, n_turns_train or 1, N})
+    rows = [[task, "in-domain" if task == trained_on else "transfer", label]
+            + [_pm(r[task]["success_at_turn"], r[task]["ci95"], t - 1) for t in turns]
+            for task in full for label, r in results.items() if task in r]
+    return (["", f"## Transfer (Fig. 4): trained on {trained_on}, evaluated on every task", ""]
+            + _table(["eval task", "", "model"] + [f"turn {t}" for t in turns], rows))
+
+
+def _plots(out: Path, results: dict, n_turns_train: int | None) -> list[str] | None:
+    """Fig. 1-style success curves with CI bands, one file per eval task, and Fig. 3's loss curves.
+    Returns the names of the files written, or None without matplotlib."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")   # no display needed: files only
+        import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
+    except ImportError:
+        return None
+    written = []
+
+    def save(fig, name):
+        tmp = out / f"{name}.tmp"
+        fig.tight_layout()
+        fig.savefig(tmp, dpi=120, format="png")
+        plt.close(fig)
+        os.replace(tmp, out / name)
+        written.append(name)
+
+    for task in [t for t in _tasks(results) if not t.endswith("-full")]:   # one turn: no curve to draw
+        fig, ax = plt.subplots(figsize=(5.5, 3.8))
+        for label, by_task in results.items():
+            if task not in by_task:
+                continue
+            y, ci = by_task[task]["success_at_turn"], by_task[task]["ci95"]
+            x = range(1, len(y) + 1)
+            line, = ax.plot(x, y, marker="o", ms=3, label=label)
+            if ci:
+                ax.fill_between(x, [a - c for a, c in zip(y, ci)], [a + c for a, c in zip(y, ci)],
+                                color=line.get_color(), alpha=0.2)
+        if n_turns_train:
+            ax.axvline(n_turns_train, ls="--", color="grey", lw=1, label=f"training horizon N={n_turns_train}")
+        ax.set(xlabel="turn t", ylabel="success rate (solved by turn t)", title=task)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend(fontsize=8)
+        save(fig, f"success_by_turn_{task}.png")
+    losses = [(f"{label} ({task})", e["answer_loss_by_turn"]) for label, by_task in results.items()
+              for task, e in by_task.items() if e.get("answer_loss_by_turn")]
+    if losses:
+        fig, ax = plt.subplots(figsize=(5.5, 3.8))
+        for name, values in losses:
+            points = [(t, v) for t, v in enumerate(values, start=1) if v is not None]
+            ax.plot([t for t, _ in points], [v for _, v in points], marker="o", ms=3, label=name)
+        ax.set(xlabel="teacher turn", ylabel="loss on the correct answer (nats/token)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend(fontsize=8)
+        save(fig, "answer_loss.png")
+    return written
+
+
+def validate_eval_json(obj) -> None:
+    """Raise ValueError naming the problem when `obj` is not {label: {task: {"n_problems": int,
+    "success_at_turn": [N floats in 0..1, non-decreasing], "ci95": [N floats] or None, ...}}}."""
+    def check(ok, where, msg):
+        if not ok:
+            raise ValueError(f"eval.json{where}: {msg}")
+
+    def num(x, hi=math.inf):   # NaN fails both comparisons
+        return isinstance(x, (int, float)) and not isinstance(x, bool) and 0 <= x <= hi
+
+    check(isinstance(obj, dict) and obj, "", "should be a non-empty object {model label: {eval task: entry}}")
+    for label, by_task in obj.items():
+        check(isinstance(by_task, dict) and by_task, f"[{label!r}]", "should be a non-empty object {eval task: entry}")
+        for task, e in by_task.items():
+            w = f"[{label!r}][{task!r}]"
+            check(isinstance(e, dict), w, "should be an object")
+            for key in ("n_problems", "success_at_turn", "ci95"):
+                check(key in e, w, f"has no key {key!r}")
+            check(isinstance(e["n_problems"], int) and num(e["n_problems"]), w, "'n_problems' should be an integer >= 0")
+            s, ci = e["success_at_turn"], e["ci95"]
+            check(isinstance(s, list) and s and all(num(x, 1) for x in s), w,
+                  "'success_at_turn' should be a non-empty list of numbers in [0, 1]")
+            for t in range(1, len(s)):
+                check(s[t] >= s[t - 1] - 1e-9, w, f"'success_at_turn' decreases from turn {t} to turn {t + 1} "
+                      f"({s[t - 1]} -> {s[t]}), but it counts the dialogues solved at or before each turn")
+            check(ci is None or (isinstance(ci, list) and len(ci) == len(s) and all(map(num, ci))), w,
+                  f"'ci95' should be null or a list of {len(s)} non-negative numbers")
+            check(e.get("n_turns", len(s)) == len(s), w, f"'n_turns' differs from the {len(s)} values of 'success_at_turn'")
+            per_seed = e.get("per_seed", [])
+            check(isinstance(per_seed, list) and all(isinstance(c, list) and len(c) == len(s) for c in per_seed), w,
+                  f"'per_seed' should be a list of curves of {len(s)} values")
+            for key in ("teacher_leak_rate", "truncated_rate", "overlong_rate", "premature_answer_rate"):
+                check(num(e.get(key, 0), 1), w, f"{key!r} should be a rate in [0, 1], not {e.get(key)!r}")
+            loss = e.get("answer_loss_by_turn") or []
+            check(isinstance(loss, list) and all(v is None or num(v) for v in loss), w,
+                  "'answer_loss_by_turn' should be a list of numbers or nulls")
