@@ -18,7 +18,8 @@ The teacher, and what the base does with its feedback
   The corpus writes the base as a student who mostly ignores feedback: after a reply that carries information,
   its next answer uses it only P_USE of the time; otherwise it repeats its last answer word for word
   (anchoring) or guesses nearby. It rarely asks. `HintTeacher.uptake` measures exactly how often a student's
-  next answer is the one the reply points to: about P_USE for the base, and what SML should raise.
+  next answer is the one the reply points to: for the base 0.04, below P_USE = 0.1 because its attempts to use
+  a reply sometimes miscopy a number ("53 + 7" for "59 is 9 too low."); what SML should raise.
 
 Why SML should help, and where
   * Fig. 1: using feedback is a skill the base has (the step is the one it knows, and it shows the habit now
