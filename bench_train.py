@@ -137,20 +137,8 @@ def _now(device) -> float:
 
 
 def _peak(fn, device, resident: int) -> int:
-    """Peak bytes allocated while fn runs, on top of `resident` (weights, adapters, optimiser state) on the CPU."""
-    if device == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        fn()
-        return torch.cuda.max_memory_allocated()
-    from torch.profiler import ProfilerActivity, profile
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        fn()
-    live = peak = 0
-    for e in sorted((e for e in prof.events() if e.self_cpu_memory_usage), key=lambda e: e.time_range.start):
-        live += e.self_cpu_memory_usage
-        peak = max(peak, live)
-    return resident + peak
+    """Peak bytes allocated while fn runs, `resident` (weights, adapters, optimiser state) included."""
+    return resident + memory.peak_bytes(fn, device)
 
 
 if __name__ == "__main__":

@@ -231,6 +231,26 @@ def free_bytes(device) -> int:
     return kib * 1024
 
 
+
+def peak_bytes(fn, device="cpu") -> int:
+    """What the plan is checked against: the peak of bytes allocated while fn runs, above what was allocated
+    when it started (torch.cuda's counters on a GPU; on the CPU the profiler's allocation events, in order)."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+        before = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        fn()
+        torch.cuda.synchronize()
+        return torch.cuda.max_memory_allocated() - before
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    live = peak = 0
+    for e in sorted((e for e in prof.events() if e.self_cpu_memory_usage), key=lambda e: e.time_range.start):
+        live += e.self_cpu_memory_usage
+        peak = max(peak, live)
+    return peak
+
 # ---- counting parameters ----------------------------------------------------------------------------
 
 def parameter_shapes(config) -> list[tuple[str, tuple[int, ...]]]:

@@ -229,17 +229,6 @@ def test_the_plan_is_close_to_the_peak_a_real_step_and_prefill_allocate():
                          position_ids=(attention.cumsum(-1) - 1).clamp(min=0),
                          past_key_values=DynamicCache(config=config), use_cache=True, logits_to_keep=1)
 
-    assert _peak_bytes(train) == pytest.approx(plan["training"], rel=0.25)
-    assert _peak_bytes(prefill) == pytest.approx(plan["rollout"], rel=0.25)
+    assert memory.peak_bytes(train) == pytest.approx(plan["training"], rel=0.25)
+    assert memory.peak_bytes(prefill) == pytest.approx(plan["rollout"], rel=0.25)
 
-
-def _peak_bytes(fn) -> int:
-    """Largest sum of bytes allocated and not yet freed while fn runs (CPU allocator events)."""
-    from torch.profiler import ProfilerActivity, profile
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        fn()
-    live = peak = 0
-    for e in sorted((e for e in prof.events() if e.self_cpu_memory_usage), key=lambda e: e.time_range.start):
-        live += e.self_cpu_memory_usage
-        peak = max(peak, live)
-    return peak
