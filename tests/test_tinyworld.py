@@ -116,6 +116,22 @@ def test_the_corpus_writes_the_first_step_then_uses_repeats_or_guesses():
                 (students, teachers)                                   # the first step, a repeat, or a use
 
 
+def test_the_corpus_teaches_the_step_from_a_reply_apart_from_the_dialogues(tok):
+    """The "copy" kind: a teacher's reply as the opening and the one step it gives, always right; it is the
+    skill of using feedback, written outside any dialogue, so the base's habit in dialogues stays P_USE."""
+    chat, rng = dialogue.ChatFormat(tok), random.Random(0)
+    for _ in range(50):
+        ids, mask = tinyworld.corpus_sample(rng, chat, mix={"copy": 1.0})
+        text = tok.decode(ids)
+        said = re.search(r"<\|user\|>(\d+) is (\d) too (high|low)\.<\|end\|><\|assistant\|>(\d+) ([+-]) (\d) = "
+                         r"\\boxed\{(\d+)\}<\|end\|>$", text)
+        assert said, text
+        n, d, side, n2, op, d2, value = said.groups()
+        assert (n2, d2, op) == (n, d, "-" if side == "high" else "+") and int(value) == eval(f"{n} {op} {d}")
+        assert tok.decode([i for i, m in zip(ids, mask) if m]).startswith(f"{n} {op} {d} = ")   # trained on the step
+    assert tinyworld.MIX["copy"] == 0.10 and tinyworld.P_USE == 0.1
+
+
 def test_math_teacher_never_states_the_answer():
     """Every reply the math teacher can give, to every test problem: answers and questions far and near."""
     for p in tasks.tiny_math_problems("test"):
