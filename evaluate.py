@@ -18,9 +18,9 @@ eval.json entry, one function per figure:
     python evaluate.py --model tiny --label base --model runs/<run>/seed-0/checkpoints/step-N --label sml
     python evaluate.py --model google/gemma-3-12b-it --data hub --sharded-data hub --answer-loss --problems 500
 
-Output folder: eval.json ({model label: {eval task: entry}}), results.md, success_by_turn_<task>.png,
-answer_loss.png (all written by report.py) and dialogues/<label>-<task>-seed<k>.jsonl. A model inside a run folder is evaluated on
-that run's test split, and a test set that overlaps the run's training split is refused.
+Output folder: eval.json ({model label: {eval task: entry}}), results.md, success_by_turn_<task>.png and
+answer_loss.png (all written by report.py), and dialogues/<label>-<task>-seed<k>.jsonl. A model inside a run
+folder is evaluated on that run's test split, and a test set that overlaps the run's training split is refused.
 
 Deviations from the paper:
   * Turn types come from a rule-based classifier by default (boxed answers, code blocks, question
@@ -51,9 +51,8 @@ import runfolder
 import tasks
 import tinyworld
 import verify
-from runfolder import UserError
-
 from report import QUESTION_TYPES, TURN_TYPES, write_report
+from runfolder import UserError
 
 
 # ---------------------------------------------------------------------------------------------

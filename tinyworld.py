@@ -217,7 +217,8 @@ def question_prompt(problem, attempt: str, feedback: str | None = None) -> str:
 def reference_dialogues(problems, tokenizer, n_turns: int, seed: int = 0) -> list[Dialogue]:
     """Fig. 3's shared contexts: for every problem, a dialogue of n_turns wrong answers of the base's kind and
     the math teacher's replies, with segments exactly as dialogue.rollout builds them. The first answer is the
-    first step, written out (the base's); each later one is a near miss (70%) or repeats the last. Every model is scored on the prefixes of these (evaluate.reference_contexts)."""
+    first step, written out (the base's); each later one is a near miss (70%) or repeats the last. Every model
+    is scored on the prefixes of these (evaluate.reference_contexts)."""
     chat, teacher = dialogue.ChatFormat(tokenizer), HintTeacher()
     out = []
     for p in problems:
