@@ -239,9 +239,11 @@ def behaviour_entry(dialogues, task: str, classifier, sharded: bool) -> dict:
 # Fig. 3: the loss on the correct answer after each teacher turn, on contexts shared by every model.
 # ---------------------------------------------------------------------------------------------
 
-def reference_contexts(dialogues, n_turns: int) -> list[tuple[int, list[int], object]]:
-    """(teacher turn t, context ids, problem) for every prefix of the reference dialogues that ends with a
-    teacher turn, t = 1..n_turns; the context ends with the assistant header, where the answer would go.
+def reference_contexts(dialogues, n_turns: int) -> list[tuple[int, list[int], object, str]]:
+    """(teacher turn t, context ids, problem, correct reply) for every prefix of the reference dialogues that
+    ends with a teacher turn, t = 1..n_turns; the context ends with the assistant header, where the reply would
+    go. The correct reply is `\\boxed{gold}`, unless the teacher's message names the form in which a student
+    writes the answer there (its "answer_form": the tiny world's worked step, "52 - 3 = \\boxed{49}").
     Only student turns that are wrong are allowed in a context (the answer must not be in it already), so a
     reference dialogue contributes its prefixes up to its first correct turn. Every model is then scored
     on exactly these contexts: the same problems at every turn, whoever is being evaluated."""
@@ -258,29 +260,32 @@ def reference_contexts(dialogues, n_turns: int) -> list[tuple[int, list[int], ob
                 t += 1
                 if t > n_turns:
                     break
-                out.append((t, context, d.problem))
+                out.append((t, context, d.problem, m.get("answer_form") or f"\\boxed{{{d.problem.answer}}}"))
     return out
 
 
-def answer_tokens(chat, gold: str) -> tuple[list[int], list[int]]:
-    """The student's answer `\\boxed{gold}` as tokens, and a mask that is 1 on the tokens of `gold` itself
-    (found by character offsets): the loss is on the answer, not on `\\boxed{` and `}`, which every
-    attempt writes alike."""
-    text = f"\\boxed{{{gold}}}"
-    enc = chat.tok(text, add_special_tokens=False, return_offsets_mapping=True)
-    lo, hi = len("\\boxed{"), len(text) - 1
-    return enc["input_ids"], [int(a < hi and b > lo) for a, b in enc["offset_mapping"]]
+def answer_tokens(chat, reply: str) -> tuple[list[int], list[int]]:
+    """The correct reply as tokens, and a mask that is 1 on the reply's own tokens (found by character
+    offsets): the loss is on the answer (and on the step written before it, if any), not on the `\\boxed{`
+    and `}` around it or on spaces, which every attempt writes alike. `\\boxed{85}` -> "85";
+    `52 - 3 = \\boxed{49}` -> "52-3=49"."""
+    start = reply.rindex("\\boxed{")
+    wrapper = set(range(start, start + len("\\boxed{"))) | {len(reply) - 1}   # the box's braces close the reply
+    enc = chat.tok(reply, add_special_tokens=False, return_offsets_mapping=True)
+    own = [i not in wrapper and not reply[i].isspace() for i in range(len(reply))]
+    return enc["input_ids"], [int(any(own[a:b])) for a, b in enc["offset_mapping"]]
 
 
 @torch.no_grad()
 def answer_loss_by_turn(model, tokenizer, contexts, n_turns: int, batch_size: int = 8) -> list[float | None]:
-    """For each teacher turn t = 1..n_turns: -log p(answer | context), averaged over the answer's own tokens
-    (per token, so long answers don't dominate), then over the contexts of turn t (None where there are none)."""
+    """For each teacher turn t = 1..n_turns: -log p(correct reply | context), averaged over the reply's own
+    tokens (`answer_tokens`; per token, so long answers don't dominate), then over the contexts of turn t
+    (None where there are none)."""
     chat = dialogue.ChatFormat(tokenizer, check=False)
     device = next(model.parameters()).device
     examples = []
-    for t, context, problem in distributed.shard(contexts):   # torchrun: this rank's share; the sums are added
-        ids, mask = answer_tokens(chat, problem.answer)
+    for t, context, _, reply in distributed.shard(contexts):  # torchrun: this rank's share; the sums are added
+        ids, mask = answer_tokens(chat, reply)
         examples.append((t, (context + ids, [0] * len(context) + mask)))
     examples.sort(key=lambda e: len(e[1][0]))   # similar lengths in a batch: less padding
     sums, counts = [0.0] * n_turns, [0] * n_turns

@@ -218,14 +218,21 @@ def reference_dialogues(problems, tokenizer, n_turns: int, seed: int = 0) -> lis
     """Fig. 3's shared contexts: for every problem, a dialogue of n_turns wrong answers of the base's kind and
     the math teacher's replies, with segments exactly as dialogue.rollout builds them. The first answer is the
     first step, written out (the base's); each later one is a near miss (70%) or repeats the last. Every model
-    is scored on the prefixes of these (evaluate.reference_contexts)."""
+    is scored on the prefixes of these (evaluate.reference_contexts).
+
+    Each teacher message also names the correct reply in the form this world's student writes an answer, a
+    worked step ("answer_form"): after the opening the whole sum ("47 + 5 - 3 = \\boxed{49}", which no model
+    here computes in one turn), after a reply the step from it ("52 is 3 too high." -> "52 - 3 = \\boxed{49}").
+    Scoring a bare \\boxed{49} instead would score a form that a student who uses the reply does not write."""
     chat, teacher = dialogue.ChatFormat(tokenizer), HintTeacher()
     out = []
     for p in problems:
         rng = random.Random(f"{seed}-{p.id}")
         gold, d = int(p.answer), Dialogue(problem=p)
+        whole = f"{_first_step(p)} {p.meta['op2']} {p.meta['c']}"
         d.segments.append(("teacher", chat.opening(teacher.opening(p))))
-        d.messages.append({"role": "teacher", "turn": 1, "text": teacher.opening(p)})
+        d.messages.append({"role": "teacher", "turn": 1, "text": teacher.opening(p),
+                           "answer_form": _attempt(p, gold, whole)})
         x = _best_effort(p) if _best_effort(p) != gold else gold + rng.choice([-2, -1, 1, 2])
         for t in range(1, n_turns + 1):
             text = _attempt(p, x, _first_step(p) if x == _best_effort(p) else None)
@@ -233,9 +240,12 @@ def reference_dialogues(problems, tokenizer, n_turns: int, seed: int = 0) -> lis
             d.messages.append({"role": "student", "turn": t, "text": text, "correct": False, "answer": str(x)})
             if t == n_turns:
                 break
-            reply, (lo, hi) = hint(gold, text)
+            reply, _ = hint(gold, text)
+            value, work = _use(reply, x)      # a one-digit distance: the step from it lands on the answer
+            assert value == gold, (reply, gold)
             d.segments.append(("teacher", chat.teacher_turn(reply)))
-            d.messages.append({"role": "teacher", "turn": t + 1, "text": reply, "leak": False})
+            d.messages.append({"role": "teacher", "turn": t + 1, "text": reply, "leak": False,
+                               "answer_form": _attempt(p, gold, work)})
             x = gold + rng.choice([-3, -2, -1, 1, 2, 3]) if rng.random() < 0.7 else x
         d.done = True
         out.append(d)

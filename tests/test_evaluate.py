@@ -116,15 +116,18 @@ def test_answer_loss_contexts_are_fixed_prefixes_and_the_mask_is_on_the_answer_i
     chat = ChatFormat(tok)
     d = _two_turn_dialogue(chat)
     contexts = evaluate.reference_contexts([d], n_turns=10)
-    assert [t for t, _, _ in contexts] == [1, 2]                     # one context per teacher turn
-    for (t, context, problem), end in zip(contexts, [1, 3]):
+    assert [t for t, _, _, _ in contexts] == [1, 2]                  # one context per teacher turn
+    for (t, context, problem, reply), end in zip(contexts, [1, 3]):
         assert context == [i for _, seg in d.segments[:end] for i in seg] and problem is d.problem
         assert context[-1] == tok.convert_tokens_to_ids("<|assistant|>")
-    ids, mask = evaluate.answer_tokens(chat, "85")
+        assert reply == "\\boxed{85}"                                # no answer_form: the bare boxed answer
+    ids, mask = evaluate.answer_tokens(chat, "\\boxed{85}")
     assert ids == chat.encode("\\boxed{85}") and tok.decode([i for i, m in zip(ids, mask) if m]) == "85"
+    step, step_mask = evaluate.answer_tokens(chat, "52 - 3 = \\boxed{49}")   # a worked step: all but box and spaces
+    assert tok.decode([i for i, m in zip(step, step_mask) if m]).replace(" ", "") == "52-3=49"
     losses = evaluate.answer_loss_by_turn(model, tok, contexts, n_turns=3)
     assert losses[2] is None                                         # no context reaches teacher turn 3
-    for (t, context, _), got in zip(contexts, losses):               # by hand, from full logits
+    for (t, context, _, _), got in zip(contexts, losses):            # by hand, from full logits
         full = context + ids
         with torch.no_grad():
             logp = torch.log_softmax(model(torch.tensor([full])).logits[0].float(), -1)   # (T, V)
@@ -139,10 +142,10 @@ def test_answer_loss_contexts_are_fixed_prefixes_and_the_mask_is_on_the_answer_i
     assert both == pytest.approx([losses[0], (losses[1] + alone[1]) / 2], abs=1e-5)
     # the answer must never be in a context: a dialogue contributes its prefixes up to its first correct turn
     solved = _two_turn_dialogue(chat, second="\\boxed{85}", correct=True)
-    assert [t for t, _, _ in evaluate.reference_contexts([solved], 10)] == [1, 2]
+    assert [t for t, _, _, _ in evaluate.reference_contexts([solved], 10)] == [1, 2]
     first_right = _two_turn_dialogue(chat)
     first_right.messages[1]["correct"] = True
-    assert [t for t, _, _ in evaluate.reference_contexts([first_right], 10)] == [1]
+    assert [t for t, _, _, _ in evaluate.reference_contexts([first_right], 10)] == [1]
 
 
 TURNS = [  # (text, task, type)

@@ -196,7 +196,19 @@ def test_reference_dialogues_are_wrong_answers_and_the_teachers_replies(tok):
             expected = expected + (chat.teacher_turn(reply) if reply else [])
         assert d.ids == expected
     contexts = evaluate.reference_contexts(ds, 5)
-    assert sorted(t for t, _, _ in contexts) == sorted(list(range(1, 6)) * 30)       # every problem at every turn
+    assert sorted(t for t, _, _, _ in contexts) == sorted(list(range(1, 6)) * 30)    # every problem at every turn
+    # Fig. 3 scores the correct reply in the form this student writes: the whole sum after the opening, then
+    # the step from the teacher's last reply ("52 is 3 too high." -> "52 - 3 = \\boxed{49}")
+    for d in ds:
+        m, gold = d.problem.meta, d.problem.answer
+        teacher = [msg for msg in d.messages if msg["role"] == "teacher"]
+        assert teacher[0]["answer_form"] == f"{m['a']} {m['op']} {m['b']} {m['op2']} {m['c']} = \\boxed{{{gold}}}"
+        for msg in teacher[1:]:
+            n, dist, side = re.fullmatch(r"(\d+) is (\d) too (high|low)\.", msg["text"]).groups()
+            assert msg["answer_form"] == f"{n} {'-' if side == 'high' else '+'} {dist} = \\boxed{{{gold}}}"
+            assert eval(msg["answer_form"].split(" =")[0]) == int(gold)
+    assert [reply for _, _, _, reply in contexts] == [msg["answer_form"] for d in ds for msg in d.messages
+                                                      if msg["role"] == "teacher"]
     again = tinyworld.reference_dialogues(problems, tok, n_turns=5)
     assert [d.ids for d in again] == [d.ids for d in ds]                              # the same for every model
 
