@@ -109,8 +109,10 @@ def evaluation(tok) -> dict:
     contexts = []
     for p in problems:
         opening = chat.opening(teacher.opening(p))
-        contexts.append((1, opening, p))
-        contexts.append((2, opening + chat.encode("\\boxed{7}") + [chat.end_of_turn] + chat.teacher_turn("No."), p))
+        reply = f"\\boxed{{{p.answer}}}"
+        contexts.append((1, opening, p, reply))
+        wrong = chat.encode("\\boxed{7}") + [chat.end_of_turn] + chat.teacher_turn("No.")
+        contexts.append((2, opening + wrong, p, reply))
     entry, by_seed = evaluate.evaluate(model, tok, problems, teacher, n_turns=2, seeds=[0, 1], max_turn_tokens=6,
                                        max_dialogue_tokens=128, answer_contexts=contexts, progress=False)
     return {"problems": [p.id for p in problems], "entry": entry,
