@@ -264,6 +264,15 @@ def reference_contexts(dialogues, n_turns: int) -> list[tuple[int, list[int], ob
     return out
 
 
+def fig3_contexts(teacher, problems, tokenizer, n_turns: int, own_dialogues=None):
+    """Fig. 3's contexts, the same for every model: with the tiny world's scripted teacher, its reference
+    dialogues of wrong answers for every problem; with an LLM teacher, `own_dialogues` (the first model's
+    first-seed dialogues; None if not given yet)."""
+    if isinstance(teacher, tinyworld.HintTeacher):
+        return reference_contexts(tinyworld.reference_dialogues(problems, tokenizer, n_turns), n_turns)
+    return None if own_dialogues is None else reference_contexts(own_dialogues, n_turns)
+
+
 def answer_tokens(chat, reply: str) -> tuple[list[int], list[int]]:
     """The correct reply as tokens, and a mask that is 1 on the reply's own tokens (found by character
     offsets): the loss is on the answer (and on the step written before it, if any), not on the `\\boxed{`
@@ -554,10 +563,7 @@ def main(argv=None) -> dict:
                 max_dialogue_tokens=args.max_dialogue_tokens, sharded=task.endswith("-sharded"), classifier=judge,
                 answer_contexts=contexts.get(task), desc=f"{label}/{task}", max_batch_tokens=args.max_batch_tokens)
             if args.answer_loss and k == 0 and task == args.task and args.task == "math":
-                # shared by all: the tiny world's reference dialogues, else the first model's own dialogues
-                reference = (tinyworld.reference_dialogues(problems, tokenizer, args.turns)
-                             if isinstance(main_teacher, tinyworld.HintTeacher) else by_seed[0])
-                contexts[task] = reference_contexts(reference, args.turns)
+                contexts[task] = fig3_contexts(main_teacher, problems, tokenizer, args.turns, by_seed[0])
                 entry["answer_loss_by_turn"] = answer_loss_by_turn(student, tokenizer, contexts[task], args.turns)
             results[label][task] = entry
             for seed_k, ds in enumerate(by_seed):

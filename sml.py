@@ -218,19 +218,19 @@ def run(args):
                         f"{args.batch_problems}; pass more --problems or a smaller --batch-problems.")
     suites = eval_suites(args, test_problems, teacher, chat)
     print(f"run folder: {args.out}\nevaluating the base model on {', '.join(suites)} (N = {args.eval_turns})")
-    # Fig. 3's contexts, the same for every model: the tiny world writes reference dialogues of wrong answers
-    # for every test problem; with an LLM teacher they are the base model's first-seed dialogues
+    # Fig. 3's contexts, the same for every model: the tiny world's reference dialogues, or (LLM teacher, None
+    # here) the base model's first-seed dialogues, known after its evaluation
     contexts = {}
-    if args.task == "math" and scripted(args):
-        reference = tinyworld.reference_dialogues(suites[args.task][0], tokenizer, args.eval_turns)
-        contexts[args.task] = evaluate.reference_contexts(reference, args.eval_turns)
+    if args.task == "math":
+        contexts["math"] = evaluate.fig3_contexts(teacher, suites["math"][0], tokenizer, args.eval_turns)
     with lora.adapters_off(base):                        # (fresh adapters add exactly 0; off, they cost nothing)
         base_results, base_dialogues = run_eval(args, base, tokenizer, suites, "base", range(args.eval_seeds),
                                                 contexts)
-        if args.task == "math" and not contexts:
-            contexts[args.task] = evaluate.reference_contexts(base_dialogues[args.task], args.eval_turns)
-            base_results[args.task]["answer_loss_by_turn"] = evaluate.answer_loss_by_turn(
-                base, tokenizer, contexts[args.task], args.eval_turns)
+        if "math" in contexts and contexts["math"] is None:
+            contexts["math"] = evaluate.fig3_contexts(teacher, suites["math"][0], tokenizer, args.eval_turns,
+                                                      base_dialogues["math"])
+            base_results["math"]["answer_loss_by_turn"] = evaluate.answer_loss_by_turn(
+                base, tokenizer, contexts["math"], args.eval_turns)
     results = {"base": base_results}
     print_curves(results, args.eval_turns)
     trained = {name: [] for name in suites}

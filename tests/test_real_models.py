@@ -288,6 +288,9 @@ def test_sml_grpo_checkpoint_and_evaluate_end_to_end(arch, rank, tmp_path, monke
     report.validate_eval_json(results)
     tasks_run = set(results["mt-rl"])
     assert ({"math", "math-sharded"} <= tasks_run) if arch == "gemma3" else tasks_run == {"math"}
+    # Fig. 3 with an LLM teacher: on the base's own first-seed dialogues, then the same contexts for the student
+    assert all(len(results[m]["math"]["answer_loss_by_turn"]) == 2 for m in ("base", "mt-rl"))
+    assert results["base"]["math"]["answer_loss_by_turn"][0] > 0
     [row] = [json.loads(l) for l in (out / "seed-0" / "metrics.jsonl").read_text().splitlines()]
     assert row["zero_variance_groups"] < 1 and row["student_tokens"] > 0 and row["grad_norm"] > 0   # a real step
 
