@@ -101,7 +101,8 @@ def mean_ci(curves: list[list[float]]) -> tuple[list[float], list[float] | None]
 def combine(entries: list[dict]) -> dict:
     """Combine entries for one eval task from several TRAINING seeds (one trained model each) into one
     entry: success_at_turn is their mean and ci95 is computed over them; per_seed holds one curve per
-    trained model; every other number is averaged over the seeds that have it."""
+    trained model; Fig. 3's answer_loss_by_turn gets answer_loss_ci95 and answer_loss_per_seed the same way;
+    every other number is averaged over the seeds that have it."""
     if not entries:
         raise ValueError("combine needs at least one entry.")
     if len(entries) == 1:
@@ -126,7 +127,11 @@ def combine(entries: list[dict]) -> dict:
         elif key == "turn_types":
             out[key] = {k: sum(e[key].get(k, 0.0) for e in entries) / len(entries) for k in value}
         elif key == "answer_loss_by_turn":
-            out[key] = [average(col) for col in zip(*(e[key] for e in entries))]
+            per_seed = [e[key] for e in entries]
+            out[key] = [average(col) for col in zip(*per_seed)]
+            out["answer_loss_per_seed"] = per_seed
+            out["answer_loss_ci95"] = [None if None in col else mean_ci([[x] for x in col])[1][0]
+                                       for col in zip(*per_seed)]
     return out
 
 

@@ -47,15 +47,22 @@ def test_mean_ci_by_hand():
 def test_combine_over_training_seeds():
     e = lambda s, q: {"n_problems": 4, "n_turns": 2, "success_at_turn": s, "ci95": None, "per_seed": [s],
                       "questions_per_conversation": q, "turn_types": {"answer_attempt": q},
-                      "answer_loss_by_turn": [1.0, None]}
+                      "answer_loss_by_turn": [2 * q, None]}
     c = evaluate.combine([e([0.5, 0.6], 0.2), e([0.6, 0.7], 0.4), e([0.7, 0.8], 0.6)])
     assert c["success_at_turn"] == pytest.approx([0.6, 0.7])
     assert c["ci95"] == pytest.approx([0.2484, 0.2484], abs=1e-4)
     assert c["per_seed"] == [[0.5, 0.6], [0.6, 0.7], [0.7, 0.8]] and c["training_seeds"] == 3
     assert c["questions_per_conversation"] == pytest.approx(0.4)
     assert c["turn_types"]["answer_attempt"] == pytest.approx(0.4)
-    assert c["answer_loss_by_turn"] == [1.0, None]
+    # Fig. 3's loss: the mean over seeds and its CI, as for the curves (0.4, 0.8, 1.2: sd 0.4, t 4.303)
+    assert c["answer_loss_by_turn"] == pytest.approx([0.8, None])
+    assert c["answer_loss_ci95"][0] == pytest.approx(4.303 * 0.4 / 3 ** 0.5, abs=1e-3)
+    assert c["answer_loss_ci95"][1] is None and c["answer_loss_per_seed"] == [[0.4, None], [0.8, None], [1.2, None]]
     report.validate_eval_json({"m": {"math": c}})
+    md = report._markdown({"m": {"math": c}}, plots=None)
+    assert "| m | math | 0.80 ± 0.99 | – |" in md
+    with pytest.raises(ValueError, match="answer_loss_ci95"):
+        report.validate_eval_json({"m": {"math": {**c, "answer_loss_ci95": [0.1]}}})
 
 
 def _script(monkeypatch, tok, replies):
