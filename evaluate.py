@@ -98,11 +98,26 @@ def mean_ci(curves: list[list[float]]) -> tuple[list[float], list[float] | None]
     return mean, [t975(n - 1) * s / math.sqrt(n) for s in sd]
 
 
+# The behaviour numbers that get a CI over seeds (seed_ci95), as the success curve does; "turn_types.k" is
+# the share of turn type k.
+SPREAD_KEYS = ("questions_per_conversation", "asked_rate", "success_when_asked", "success_when_not_asked",
+               "premature_answer_rate", "premature_answers_per_conversation", "feedback_uptake")
+
+
+def seed_ci95(entries: list[dict]) -> dict:
+    """{key: 95% CI half-width over the entries (one per seed)} for SPREAD_KEYS and the turn-type shares, where
+    every entry has a number (success_when_asked has none for a seed in which the student never asked)."""
+    values = {key: [e.get(key) for e in entries] for key in SPREAD_KEYS}
+    values |= {f"turn_types.{k}": [e.get("turn_types", {}).get(k) for e in entries] for k in TURN_TYPES}
+    return {key: mean_ci([[v] for v in vs])[1][0] for key, vs in values.items()
+            if len(vs) > 1 and None not in vs}
+
+
 def combine(entries: list[dict]) -> dict:
     """Combine entries for one eval task from several TRAINING seeds (one trained model each) into one
     entry: success_at_turn is their mean and ci95 is computed over them; per_seed holds one curve per
-    trained model; Fig. 3's answer_loss_by_turn gets answer_loss_ci95 and answer_loss_per_seed the same way;
-    every other number is averaged over the seeds that have it."""
+    trained model; Fig. 3's answer_loss_by_turn gets answer_loss_ci95 and answer_loss_per_seed the same way,
+    the behaviour numbers seed_ci95; every other number is averaged over the seeds that have it."""
     if not entries:
         raise ValueError("combine needs at least one entry.")
     if len(entries) == 1:
@@ -114,7 +129,8 @@ def combine(entries: list[dict]) -> dict:
                              "they are not the same eval task.")
     curves = [e["success_at_turn"] for e in entries]
     mean, ci = mean_ci(curves)
-    out = {**first, "success_at_turn": mean, "ci95": ci, "per_seed": curves, "training_seeds": len(entries)}
+    out = {**first, "success_at_turn": mean, "ci95": ci, "per_seed": curves, "training_seeds": len(entries),
+           "seed_ci95": seed_ci95(entries)}
 
     def average(values):
         values = [v for v in values if v is not None]
@@ -165,6 +181,11 @@ def evaluate(model, tokenizer, problems, teacher, *, n_turns: int = 10, seeds=(0
              **behaviour_entry(every, problems[0].task, classifier or classify_turn, sharded)}
     if hasattr(teacher, "uptake"):
         entry["feedback_uptake"], entry["feedback_uptake_n"] = teacher.uptake(every)
+    if len(by_seed) > 1:   # the behaviour's spread over sampling seeds, as the curve's
+        per_seed = [{**behaviour_stats(ds, sharded),
+                     **({"feedback_uptake": teacher.uptake(ds)[0]} if hasattr(teacher, "uptake") else {})}
+                    for ds in by_seed]
+        entry["seed_ci95"] = seed_ci95(per_seed)
     if answer_contexts:
         entry["answer_loss_by_turn"] = answer_loss_by_turn(model, tokenizer, answer_contexts, n_turns)
     return entry, by_seed
@@ -215,17 +236,23 @@ def behaviour_entry(dialogues, task: str, classifier, sharded: bool) -> dict:
               else [classifier(m["text"], task) for m in turns])
     for m, label in zip(turns, labels):
         m["turn_type"] = label
+    entry = {**behaviour_stats(dialogues, sharded), "turn_type_classifier": getattr(classifier, "name", "rules")}
+    if hasattr(classifier, "fallbacks"):
+        entry["judge_fallbacks"] = classifier.fallbacks
+    return entry
+
+
+def behaviour_stats(dialogues, sharded: bool) -> dict:
+    """behaviour_entry's numbers, from dialogues whose student turns are already labelled."""
+    labels = [m["turn_type"] for d in dialogues for m in d.student_turns()]
     asked = [any(m["turn_type"] in QUESTION_TYPES for m in d.student_turns()) for d in dialogues]
     solved = [d.success_turn is not None for d in dialogues]
     rate = lambda xs: sum(xs) / len(xs) if xs else None
     entry = {"questions_per_conversation": sum(label in QUESTION_TYPES for label in labels) / len(dialogues),
              "turn_types": {k: labels.count(k) / max(1, len(labels)) for k in TURN_TYPES},
-             "turn_type_classifier": getattr(classifier, "name", "rules"),
              "asked_rate": rate(asked),
              "success_when_asked": rate([s for s, a in zip(solved, asked) if a]),
              "success_when_not_asked": rate([s for s, a in zip(solved, asked) if not a])}
-    if hasattr(classifier, "fallbacks"):
-        entry["judge_fallbacks"] = classifier.fallbacks
     if sharded:
         attempts = premature = 0
         for d in dialogues:

@@ -48,7 +48,13 @@ def _pm(values, ci, i: int, scale: float = 1.0, digits: int = 3) -> str:
 
 
 def _num(e: dict, key: str, percent: bool = False) -> str:
-    return "–" if e.get(key) is None else (f"{100 * e[key]:.1f}%" if percent else f"{e[key]:.2f}")
+    """A number of the entry, with ± its 95% CI over seeds where there is one (seed_ci95)."""
+    if e.get(key) is None:
+        return "–"
+    ci = (e.get("seed_ci95") or {}).get(key)
+    if percent:
+        return f"{100 * e[key]:.1f}%" + (f" ± {100 * ci:.1f}" if ci is not None else "")
+    return f"{e[key]:.2f}" + (f" ± {ci:.2f}" if ci is not None else "")
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -96,7 +102,10 @@ def _markdown(results: dict, plots: list[str] | None, n_turns_train: int | None 
                          _num(e, "teacher_leak_rate", True), _num(e, "truncated_rate", True),
                          _num(e, "overlong_rate", True), e.get("turn_type_classifier", "–")])
             if "turn_types" in e:
-                types.append([label, task] + [f"{100 * e['turn_types'].get(k, 0.0):.1f}" for k in TURN_TYPES])
+                spread = e.get("seed_ci95") or {}
+                types.append([label, task] + [f"{100 * e['turn_types'].get(k, 0.0):.1f}" + (
+                    f" ± {100 * spread[f'turn_types.{k}']:.1f}" if f"turn_types.{k}" in spread else "")
+                    for k in TURN_TYPES])
     lines += ["", "## Behaviour (§5.2, §6.4)", "",
               "Success when asked / not asked: success of the dialogues in which the student asked at least one "
               "question / none. Feedback uptake: of the wrong attempts that the teacher's feedback could correct, "
@@ -221,6 +230,9 @@ def validate_eval_json(obj) -> None:
             loss = e.get("answer_loss_by_turn") or []
             check(isinstance(loss, list) and all(v is None or num(v) for v in loss), w,
                   "'answer_loss_by_turn' should be a list of numbers or nulls")
+            spread = e.get("seed_ci95", {})
+            check(isinstance(spread, dict) and all(num(v) for v in spread.values()), w,
+                  "'seed_ci95' should map names to non-negative numbers")
             loss_ci = e.get("answer_loss_ci95") or [None] * len(loss)
             check(isinstance(loss_ci, list) and len(loss_ci) == len(loss) and all(v is None or num(v) for v in loss_ci),
                   w, f"'answer_loss_ci95' should be a list of {len(loss)} non-negative numbers or nulls")

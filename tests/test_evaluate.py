@@ -58,9 +58,10 @@ def test_combine_over_training_seeds():
     assert c["answer_loss_by_turn"] == pytest.approx([0.8, None])
     assert c["answer_loss_ci95"][0] == pytest.approx(4.303 * 0.4 / 3 ** 0.5, abs=1e-3)
     assert c["answer_loss_ci95"][1] is None and c["answer_loss_per_seed"] == [[0.4, None], [0.8, None], [1.2, None]]
+    assert c["seed_ci95"]["questions_per_conversation"] == pytest.approx(4.303 * 0.2 / 3 ** 0.5, abs=1e-3)
     report.validate_eval_json({"m": {"math": c}})
     md = report._markdown({"m": {"math": c}}, plots=None)
-    assert "| m | math | 0.80 ± 0.99 | – |" in md
+    assert "| m | math | 0.80 ± 0.99 | – |" in md and "| m | math | 0.40 ± 0.50 |" in md
     with pytest.raises(ValueError, match="answer_loss_ci95"):
         report.validate_eval_json({"m": {"math": {**c, "answer_loss_ci95": [0.1]}}})
 
@@ -104,6 +105,14 @@ def test_evaluate_sharded_counts_premature_answers(monkeypatch, tok):
     assert entry["teacher_leak_rate"] == 0.0 and entry["truncated_rate"] == 0.0
     assert entry["decoding"] == "sampled, temperature 1.0, top_p 1.0" and entry["seeds"] == [0, 1]
     assert by_seed[0][1].messages[1]["turn_type"] == "clarification"
+    # the behaviour's spread over the sampling seeds: both seeds behaved alike here
+    assert entry["seed_ci95"]["premature_answer_rate"] == 0.0 and entry["seed_ci95"]["turn_types.clarification"] == 0.0
+    assert "success_when_not_asked" in entry["seed_ci95"]
+    # had Bob answered instead of asking in seed 1: questions per conversation 0.5 and 0, t(1) = 12.706
+    by_seed[1][1].messages[1]["turn_type"] = "answer_attempt"
+    spread = evaluate.seed_ci95([evaluate.behaviour_stats(ds, sharded=True) for ds in by_seed])
+    assert spread["questions_per_conversation"] == pytest.approx(12.706 * (0.5 / 2 ** 0.5) / 2 ** 0.5, abs=1e-3)
+    assert "success_when_asked" not in spread                 # nobody asked in seed 1: no number, no CI
     report.validate_eval_json({"scripted": {"math-sharded": entry}})
     greedy, _ = evaluate.evaluate(None, tok, [ann], dialogue.ShardTeacher(instructions=False), n_turns=2,
                                   temperature=0, progress=False)
