@@ -7,11 +7,13 @@ eval.json entry, one function per figure:
   * Fig. 1-2, §6.1: `success_entry`, the curve and its Student-t 95% interval over seeds (`mean_ci`;
     `combine` takes it over training seeds instead, the paper's 3 seeds).
   * Fig. 3, §6.1: `answer_loss_by_turn`, the loss on the correct answer after each teacher turn, on one
-    fixed set of contexts shared by every model (`reference_contexts`), masked on the answer's own tokens.
+    fixed set of contexts shared by every model (`fig3_contexts`), masked on the answer's own tokens (in the
+    tiny world the answer is written as the step from the teacher's last reply, "52 - 3 = \\boxed{49}").
   * Table 1, §6.3: the sharded task (Lost in Conversation, the lazy user reveals one shard per turn)
     beside the same problems fully specified in one turn ("<task>-sharded" and "<task>-full").
   * Fig. 5-6, §5.2, §6.4: `behaviour_entry`, turn types (answer attempt, clarification, ...), questions per
-    conversation, success with and without a question, premature answer attempts (before the last shard).
+    conversation, success with and without a question, premature answer attempts (before the last shard),
+    each with a 95% CI over seeds too (`seed_ci95`).
   * A teacher that can tell whether its feedback was taken up (the tiny world's) adds `feedback_uptake`.
 
     python evaluate.py --model tiny --data tiny --turns 10 --seeds 3 --out runs/eval-tiny
@@ -104,13 +106,17 @@ SPREAD_KEYS = ("questions_per_conversation", "asked_rate", "success_when_asked",
                "premature_answer_rate", "premature_answers_per_conversation", "feedback_uptake")
 
 
+def half_width(values: list[float]) -> float:
+    """The 95% CI half-width of one number measured once per seed (two or more seeds)."""
+    return mean_ci([[v] for v in values])[1][0]
+
+
 def seed_ci95(entries: list[dict]) -> dict:
     """{key: 95% CI half-width over the entries (one per seed)} for SPREAD_KEYS and the turn-type shares, where
     every entry has a number (success_when_asked has none for a seed in which the student never asked)."""
     values = {key: [e.get(key) for e in entries] for key in SPREAD_KEYS}
     values |= {f"turn_types.{k}": [e.get("turn_types", {}).get(k) for e in entries] for k in TURN_TYPES}
-    return {key: mean_ci([[v] for v in vs])[1][0] for key, vs in values.items()
-            if len(vs) > 1 and None not in vs}
+    return {key: half_width(vs) for key, vs in values.items() if len(vs) > 1 and None not in vs}
 
 
 def combine(entries: list[dict]) -> dict:
@@ -146,8 +152,7 @@ def combine(entries: list[dict]) -> dict:
             per_seed = [e[key] for e in entries]
             out[key] = [average(col) for col in zip(*per_seed)]
             out["answer_loss_per_seed"] = per_seed
-            out["answer_loss_ci95"] = [None if None in col else mean_ci([[x] for x in col])[1][0]
-                                       for col in zip(*per_seed)]
+            out["answer_loss_ci95"] = [None if None in col else half_width(col) for col in zip(*per_seed)]
     return out
 
 

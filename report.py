@@ -115,14 +115,15 @@ def _markdown(results: dict, plots: list[str] | None, n_turns_train: int | None 
                      "teacher leak rate", "truncated", "over-long turn", "turn types by"], rows)
     if types:
         lines += ["", "## Turn types (% of student turns)", ""] + _table(["model", "task", *TURN_TYPES], types)
-    losses = [(label, task, e["answer_loss_by_turn"], e.get("answer_loss_ci95")) for label, by_task in results.items()
-              for task, e in by_task.items() if e.get("answer_loss_by_turn")]
+    losses = [(label, task, e["answer_loss_by_turn"], e.get("answer_loss_ci95"))
+              for label, by_task in results.items() for task, e in by_task.items() if e.get("answer_loss_by_turn")]
     if losses:
         N = max(len(v) for _, _, v, _ in losses)
         lines += ["", "## Loss on the correct answer after each teacher turn (Fig. 3; nats per answer token, on "
                   "the same contexts for every model; ± 95% CI over training seeds)", ""]
         lines += _table(["model", "task"] + [str(t) for t in range(1, N + 1)],
-                        [[label, task] + [_pm(v, ci, i, digits=2) for i in range(N)] for label, task, v, ci in losses])
+                        [[label, task] + [_pm(v, ci, i, digits=2) for i in range(N)]
+                         for label, task, v, ci in losses])
         if plots and "answer_loss.png" in plots:
             lines += ["", "![loss on the correct answer](answer_loss.png)"]
     if plots is None:
@@ -234,5 +235,6 @@ def validate_eval_json(obj) -> None:
             check(isinstance(spread, dict) and all(num(v) for v in spread.values()), w,
                   "'seed_ci95' should map names to non-negative numbers")
             loss_ci = e.get("answer_loss_ci95") or [None] * len(loss)
-            check(isinstance(loss_ci, list) and len(loss_ci) == len(loss) and all(v is None or num(v) for v in loss_ci),
+            check(isinstance(loss_ci, list) and len(loss_ci) == len(loss)
+                  and all(v is None or num(v) for v in loss_ci),
                   w, f"'answer_loss_ci95' should be a list of {len(loss)} non-negative numbers or nulls")
