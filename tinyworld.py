@@ -28,7 +28,8 @@ Why SML should help, and where
     and then) but seldom uses. Multi-turn RL rewards the dialogues in which it did, so later turns improve, and
     keep improving past the training horizon N = 4 (a student that still guesses or anchors sometimes gets a
     usable reply only later). Single-turn RL (N = 1) only sees turn 1, where there is nothing to learn.
-  * Fig. 3: after SML the loss on the right answer falls once the teacher has spoken; the base's hardly moves.
+  * Fig. 3: after SML the loss on the right answer, written as the step from the teacher's last reply
+    (`reference_dialogues`), falls as the teacher's turns accumulate; the base's falls less.
   * Table 1: sharded problems ("Compute a sum." / "The first number is 37." / "The second number is 5.") need
     the same habit: the base computes 37 + 5 when asked in one turn, but in pieces it answers early and then
     anchors on its early answer; a student trained to use what the teacher just said may do better.
