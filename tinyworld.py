@@ -16,18 +16,19 @@ The teacher, and what the base does with its feedback
   same reply (so on the tiny world a question pays only as much as the attempt it replaces). The code teacher
   relays the first failing test of the student's program ("Test 1 (fail): input '1' | expected '50' | got '53'").
   The corpus writes the base as a student who mostly ignores feedback: after a reply that carries information,
-  its next answer uses it only P_USE of the time; otherwise it repeats its last answer word for word
-  (anchoring) or guesses nearby. It rarely asks. `HintTeacher.uptake` measures exactly how often a student's
-  next answer is the one the reply points to: for the base about 0.05, what SML should raise. The corpus also
-  teaches the step from a reply on its own, a reply as the opening and the step it gives ("copy"), so that
-  the skill is reliable while the habit stays rare; without it the base miscopied the distance in 85-90% of
-  its attempts to use a reply, and RL had almost nothing to amplify.
+  its next answer uses it only P_USE of the time; otherwise it repeats its last number, bare (anchoring), or
+  guesses nearby. It rarely asks. `HintTeacher.uptake` measures exactly how often a student's next answer is
+  the one the reply points to: for the base 0.12 (0.20 right after the first reply), what SML should raise.
+  The corpus also teaches the step from a reply on its own, a reply as the opening and the step it gives
+  ("copy"), so that the skill is reliable while the habit stays rare; without it the base miscopied the
+  distance in 85-90% of its attempts to use a reply, and RL had almost nothing to amplify.
 
 Why SML should help, and where
   * Fig. 1: using feedback is a skill the base has (the step is the one it knows, and it shows the habit now
-    and then) but seldom uses. Multi-turn RL rewards the dialogues in which it did, so later turns improve, and
-    keep improving past the training horizon N = 4 (a student that still guesses or anchors sometimes gets a
-    usable reply only later). Single-turn RL (N = 1) only sees turn 1, where there is nothing to learn.
+    and then) but seldom uses. Multi-turn RL rewards the dialogues in which it did, so later turns improve,
+    also past the training horizon N = 4 (a student that still guesses or anchors sometimes gets a usable reply
+    only later; on v9 MT-RL leaves little for those turns: 0.97 by turn 4). Single-turn RL (N = 1) only sees
+    turn 1, where there is nothing to learn.
   * Fig. 3: after SML the loss on the right answer, written as the step from the teacher's last reply
     (`reference_dialogues`), falls as the teacher's turns accumulate; the base's falls less.
   * Table 1: sharded problems ("Compute a sum." / "The first number is 37." / "The second number is 5.") need
@@ -64,7 +65,7 @@ import tasks
 import verify
 from dialogue import Dialogue
 
-VERSION = 8          # bump when the corpus or the model changes: the cache key includes it
+VERSION = 9          # bump when the corpus or the model changes: the cache key includes it
 SPECIALS = ["<|pad|>", "<|bos|>", "<|end|>", "<|system|>", "<|user|>", "<|assistant|>", "<|unk|>"]
 CHARS = [chr(c) for c in range(32, 127)] + ["\n"]
 CHAT_TEMPLATE = ("{{ bos_token }}{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}<|end|>{% endfor %}"
@@ -393,7 +394,9 @@ def corpus_sample(rng: random.Random, chat, mix: dict = MIX):
 def _dialogue_turns(problem, rng):
     """The base student's turns and the scripted teacher's replies, until right or 4-6 turns. Its first answer is
     the first step, written out. After a reply that carries information it uses it (P_USE: "52 - 3 =
-    \\boxed{49}"), else it repeats its last answer word for word (P_REPEAT) or guesses nearby (a bare number)."""
+    \\boxed{49}"), else it repeats its last number (P_REPEAT; "\\boxed{52}", without the work of its first step)
+    or guesses nearby (a bare number). A repeat that restated the first step word for word taught the base to
+    answer the first reply with its first step again: its uptake right after that reply was 0.03 (v8)."""
     gold, code = _gold(problem), problem.task == "code"
     x, where = _best_effort(problem), None
     answer = _attempt(problem, x, _first_step(problem))
@@ -406,6 +409,8 @@ def _dialogue_turns(problem, rng):
                 answer = _attempt(problem, x, work)
             elif r > P_USE + (1 - P_USE) * P_REPEAT:
                 x += rng.choice([-1, 1]) * rng.randint(1, 4)
+                answer = _attempt(problem, x)
+            else:                                  # anchoring: the same number, bare
                 answer = _attempt(problem, x)
         asks = not code and rng.random() < P_ASK
         text = _question(x) if asks else answer
