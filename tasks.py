@@ -54,15 +54,18 @@ def split_of(key: str, test_fraction: float) -> str:
 
 _OP_WORD = {"+": "sum", "-": "difference"}   # how a shard names the operation
 TINY_RANGE = range(20, 90)   # two-step problems: the answer and the first step's result both lie here
+FAR_STEPS = 3                # the second number c is one digit, or (for "far" problems) 10 .. 9 * (FAR_STEPS + 1)
 
 
 def tiny_math_problems(split: str, n: int | None = None, seed: int = 0, sharded: bool = False) -> list[Problem]:
     """The tiny world's math problems, split 80/20 by hash: train and test never share a problem. With `n`, a
     seeded random sample of that split.
 
-    The main problems (the default) take two steps: a +- b +- c with a two-digit a and one-digit b and c,
+    The main problems (the default) take two steps: a +- b +- c with a two-digit a and one-digit b,
     "What is 47 + 5 - 3?". The tiny student does one step per answer: its best effort is the first step,
-    meta["first_step"] (52), which the teacher's feedback can then correct.
+    meta["first_step"] (52), which the teacher's feedback can then correct. c is one digit ("near": one reply
+    pins the answer) or, in about 4 of 10 problems, 10..36 ("far", "What is 47 + 5 - 23?": a student who uses
+    each reply needs 2-4 of them, so success can go on rising past the training horizon N = 4).
     sharded=True: Table 1's pair, one step (a +- b, "What is 37 + 5?", which the student computes), with
     shards for the lazy user: "Compute a sum." / "The first number is 37." / "The second number is 5.".
     """
@@ -118,7 +121,8 @@ def _sample(problems: list[Problem], n: int | None, seed: int) -> list[Problem]:
 def _tiny_arithmetic(split: str, one_step: bool):
     """(key, text, terms, answer, meta) of the tiny world's split, in a fixed order. One step: a +- b with an
     answer >= 10. Two steps: a +- b +- c with the first step and the answer in TINY_RANGE, so that every
-    correction by a one-digit number stays two-digit."""
+    correction by a one-digit number stays two-digit; c > 9 for one in FAR_STEPS of the far candidates (as many
+    far problems as near ones before the range cuts them)."""
     step = lambda x, op, y: x + y if op == "+" else x - y
     for a in range(10, 100):
         for op in "+-":
@@ -130,10 +134,12 @@ def _tiny_arithmetic(split: str, one_step: bool):
                                                                                   "first_step": first}
                     continue
                 for op2 in "+-":
-                    for c in range(1, 10):
-                        y = step(first, op2, c)
-                        if first in TINY_RANGE and y in TINY_RANGE and split_of(f"{a}{op}{b}{op2}{c}", 0.2) == split:
-                            yield (f"{a}{op}{b}{op2}{c}", f"{a} {op} {b} {op2} {c}", (a, op, b), y,
+                    for c in range(1, 10 + FAR_STEPS * 9):
+                        y, key = step(first, op2, c), f"{a}{op}{b}{op2}{c}"
+                        if c > 9 and split_of("far" + key, 1 / FAR_STEPS) == "train":
+                            continue    # keep 1 in FAR_STEPS far problems: as many as near ones
+                        if first in TINY_RANGE and y in TINY_RANGE and split_of(key, 0.2) == split:
+                            yield (key, f"{a} {op} {b} {op2} {c}", (a, op, b), y,
                                    {"a": a, "op": op, "b": b, "op2": op2, "c": c, "first_step": first})
 
 

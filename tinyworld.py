@@ -7,18 +7,21 @@ What the base model can do, and what it cannot
   which it writes out ("37 + 5 = \\boxed{42}"). The problems take two steps, "What is 47 + 5 - 3?", and the corpus
   never shows it doing two at once: its best effort is the first step, "47 + 5 = \\boxed{52}". So no problem is
   solved in one turn, and single-turn RL has nothing to reinforce: the right answer is never among the answers
-  it samples. The second step is exactly what the teacher's feedback makes possible.
+  it samples. The second step is exactly what the teacher's feedback makes possible. In about 4 problems of 10
+  the second number is "far", 10..36 ("What is 47 + 5 - 23?"): the student can only get there 9 at a time.
 
 The teacher, and what the base does with its feedback
-  The math teacher knows the answer and never states it. To a wrong answer it says how far off it is:
-  "52 is 3 too high." when that is one step (1-9), else "52 is much too high." A student who uses the reply
-  takes the one step it knows, "52 - 3 = \\boxed{49}", and is right. A question, "How far off is 52?", gets the
-  same reply (so on the tiny world a question pays only as much as the attempt it replaces). The code teacher
-  relays the first failing test of the student's program ("Test 1 (fail): input '1' | expected '50' | got '53'").
+  The math teacher knows the answer and never states it. To a wrong answer it says how far off it is: "52 is 3 too
+  high." when that is one step (1-9), else "52 is more than 9 too high." A student who uses the reply takes the
+  one step it knows, "52 - 3 = \\boxed{49}", and is right; from "more than 9" its step is 9 ("52 - 9 =
+  \\boxed{43}"), which gets closer without arriving, so a far problem takes 2-4 replies, each of which the student
+  must use. A question, "How far off is 52?", gets the same reply (so on the tiny world a question pays only as
+  much as the attempt it replaces). The code teacher relays the first failing test of the student's program ("Test
+  1 (fail): input '1' | expected '50' | got '53'").
   The corpus writes the base as a student who mostly ignores feedback: after a reply that carries information,
   its next answer uses it only P_USE of the time; otherwise it repeats its last number, bare (anchoring), or
   guesses nearby. It rarely asks. `HintTeacher.uptake` measures exactly how often a student's next answer is
-  the one the reply points to: for the base 0.12 (0.20 right after the first reply), what SML should raise.
+  the one the reply points to: for the base 0.08 (0.69 after MT-RL), what SML should raise.
   The corpus also teaches the step from a reply on its own, a reply as the opening and the step it gives
   ("copy"), so that the skill is reliable while the habit stays rare; without it the base miscopied the
   distance in 85-90% of its attempts to use a reply, and RL had almost nothing to amplify.
@@ -26,9 +29,10 @@ The teacher, and what the base does with its feedback
 Why SML should help, and where
   * Fig. 1: using feedback is a skill the base has (the step is the one it knows, and it shows the habit now
     and then) but seldom uses. Multi-turn RL rewards the dialogues in which it did, so later turns improve,
-    also past the training horizon N = 4 (a student that still guesses or anchors sometimes gets a usable reply
-    only later; on v9 MT-RL leaves little for those turns: 0.97 by turn 4). Single-turn RL (N = 1) only sees
-    turn 1, where there is nothing to learn.
+    and keep improving past the training horizon N = 4: a far problem needs up to four replies, and a student
+    that still guesses or anchors now and then needs more; the step it learned is the same at every turn.
+    (v9, without far problems, had MT-RL at 0.97 by turn 4, leaving nothing for later turns.) Single-turn RL
+    (N = 1) only sees turn 1, where there is nothing to learn.
   * Fig. 3: after SML the loss on the right answer, written as the step from the teacher's last reply
     (`reference_dialogues`), falls as the teacher's turns accumulate; the base's falls less.
   * Table 1: sharded problems ("Compute a sum." / "The first number is 37." / "The second number is 5.") need
@@ -65,7 +69,7 @@ import tasks
 import verify
 from dialogue import Dialogue
 
-VERSION = 9          # bump when the corpus or the model changes: the cache key includes it
+VERSION = 10         # bump when the corpus or the model changes: the cache key includes it
 SPECIALS = ["<|pad|>", "<|bos|>", "<|end|>", "<|system|>", "<|user|>", "<|assistant|>", "<|unk|>"]
 CHARS = [chr(c) for c in range(32, 127)] + ["\n"]
 CHAT_TEMPLATE = ("{{ bos_token }}{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}<|end|>{% endfor %}"
@@ -92,7 +96,7 @@ ARITHMETIC_MIX = {"solve": 0.85, "solve-code": 0.15}   # some programs from the 
 
 class HintTeacher:
     """Math: to a wrong answer or to "How far off is N?", how far off it is when that is one step ("52 is 3 too
-    high."), else "much too high". The tiny student gets the bare problem as its opening (it never learned to
+    high."), else "more than 9 too high". The tiny student gets the bare problem as its opening (it never learned to
     read instructions)."""
 
     def opening(self, problem) -> str:
@@ -102,9 +106,10 @@ class HintTeacher:
         return [hint(int(d.problem.answer), d.student_turns()[-1]["text"])[0] for d in dialogues]
 
     def uptake(self, dialogues: list[Dialogue]) -> tuple[float | None, int]:
-        """Feedback uptake: of the student turns that the teacher answered with information about the answer and
-        that were followed by another answer, the fraction whose next answer lies where the reply said the
-        answer is. (A next turn that asks instead of answering is not a case.) Returns (rate or None, cases)."""
+        """Feedback uptake: of the student turns that the teacher answered with the answer's place (an exact
+        distance; "more than 9" does not pin it) and that were followed by another answer, the fraction whose
+        next answer lies where the reply said the answer is. (A next turn that asks instead of answering is not
+        a case.) Returns (rate or None, cases)."""
         agree = cases = 0
         for d in dialogues:
             turns = d.student_turns()
@@ -136,13 +141,14 @@ def hint(gold: int, student_text: str) -> tuple[str, tuple[float, float] | None]
 
 def _how_far(x: int, gold: int) -> tuple[str, tuple[int, int] | None]:
     """"52 is 3 too high.": how far off, exactly, when it is a one-digit distance (the one step the student can
-    take); beyond that only "52 is much too high.", which says nothing it can compute with. It never states the
-    answer: a distance that equals it (or -x for x = -gold) is said without the number ("That is 3 too high.")."""
+    take onto the answer); beyond that "52 is more than 9 too high.", whose step (52 - 9) gets closer but does
+    not arrive, so the answer's place is not pinned (None). It never states the answer: a distance that equals
+    it (or -x for x = -gold) is said without the number ("That is 3 too high.")."""
     side = "high" if x > gold else "low"
     far = abs(x - gold) > 9
-    reply = f"{x} is {'much' if far else abs(x - gold)} too {side}."
+    reply = f"{x} is {'more than 9' if far else abs(x - gold)} too {side}."
     if verify.mentions_answer(reply, str(gold)):
-        reply = f"That is {'much' if far else abs(x - gold)} too {side}."
+        reply = f"That is {'more than 9' if far else abs(x - gold)} too {side}."
     return reply, (None if far else (gold, gold))
 
 
@@ -153,7 +159,7 @@ def _use(reply: str, x: int) -> tuple[int, str | None]:
     test = re.search(r"input '(-?\d+)' \| expected '(-?\d+)'", reply)
     if test:
         return int(test.group(2)) - int(test.group(1)), None
-    said = re.search(r"(-?\d+|That) is (\d+) too (high|low)", reply)
+    said = re.search(r"(-?\d+|That) is (?:more than )?(\d+) too (high|low)", reply)
     if said is None:                                  # "That one is exactly right."
         return x, None
     n = x if said.group(1) == "That" else int(said.group(1))
@@ -225,7 +231,8 @@ def reference_dialogues(problems, tokenizer, n_turns: int, seed: int = 0) -> lis
     Each teacher message also names the correct reply in the form this world's student writes an answer, a
     worked step ("answer_form"): after the opening the whole sum ("47 + 5 - 3 = \\boxed{49}", which no model
     here computes in one turn), after a reply the step from it ("52 is 3 too high." -> "52 - 3 = \\boxed{49}").
-    Scoring a bare \\boxed{49} instead would score a form that a student who uses the reply does not write."""
+    Scoring a bare \\boxed{49} instead would score a form that a student who uses the reply does not write.
+    After "52 is more than 9 too high." no step reaches the answer, and the bare \\boxed{49} is scored."""
     chat, teacher = dialogue.ChatFormat(tokenizer), HintTeacher()
     out = []
     for p in problems:
@@ -242,12 +249,12 @@ def reference_dialogues(problems, tokenizer, n_turns: int, seed: int = 0) -> lis
             d.messages.append({"role": "student", "turn": t, "text": text, "correct": False, "answer": str(x)})
             if t == n_turns:
                 break
-            reply, _ = hint(gold, text)
+            reply, where = hint(gold, text)
             value, work = _use(reply, x)      # a one-digit distance: the step from it lands on the answer
-            assert value == gold, (reply, gold)
-            d.segments.append(("teacher", chat.teacher_turn(reply)))
+            assert (value == gold) == (where is not None), (reply, gold)
+            d.segments.append(("teacher", chat.teacher_turn(reply)))   # "more than 9": no step reaches it
             d.messages.append({"role": "teacher", "turn": t + 1, "text": reply, "leak": False,
-                               "answer_form": _attempt(p, gold, work)})
+                               "answer_form": _attempt(p, gold, work if where else None)})
             x = gold + rng.choice([-3, -2, -1, 1, 2, 3]) if rng.random() < 0.7 else x
         d.done = True
         out.append(d)
@@ -372,7 +379,7 @@ def corpus_sample(rng: random.Random, chat, mix: dict = MIX):
     kind = kind.removesuffix("-code")
     if kind == "copy":    # the step from a reply alone: "52 is 3 too high." -> "52 - 3 = \\boxed{49}"
         p = rng.choice(_train_problems(task))
-        x = _gold(p) + rng.choice([-1, 1]) * rng.randint(1, 9)
+        x = _gold(p) + rng.choice([-1, 1]) * (rng.randint(1, 9) if rng.random() < 0.7 else rng.randint(10, 30))
         reply = hint(_gold(p), f"\\boxed{{{x}}}")[0]
         value, work = _use(reply, x)
         return _encode(chat, reply, [_attempt(p, value, work)], [])
@@ -393,18 +400,19 @@ def corpus_sample(rng: random.Random, chat, mix: dict = MIX):
 
 def _dialogue_turns(problem, rng):
     """The base student's turns and the scripted teacher's replies, until right or 4-6 turns. Its first answer is
-    the first step, written out. After a reply that carries information it uses it (P_USE: "52 - 3 =
-    \\boxed{49}"), else it repeats its last number (P_REPEAT; "\\boxed{52}", without the work of its first step)
-    or guesses nearby (a bare number). A repeat that restated the first step word for word taught the base to
-    answer the first reply with its first step again: its uptake right after that reply was 0.03 (v8)."""
+    the first step, written out. After a reply that gives a step it uses it (P_USE: "52 - 3 = \\boxed{49}", or
+    "52 - 9 = \\boxed{43}" after "more than 9"), else it repeats its last number (P_REPEAT; "\\boxed{52}",
+    without the work of its first step) or guesses nearby (a bare number). A repeat that restated the first step
+    word for word taught the base to answer the first reply with its first step again: its uptake right after
+    that reply was 0.03 (v8)."""
     gold, code = _gold(problem), problem.task == "code"
-    x, where = _best_effort(problem), None
+    x, usable = _best_effort(problem), False
     answer = _attempt(problem, x, _first_step(problem))
     students, teachers = [], []
     for t in range(rng.randint(4, 6)):
         if t > 0:
             r = rng.random()
-            if where is not None and r < P_USE:
+            if usable and r < P_USE:
                 x, work = _use(teachers[-1], x)
                 answer = _attempt(problem, x, work)
             elif r > P_USE + (1 - P_USE) * P_REPEAT:
@@ -420,10 +428,11 @@ def _dialogue_turns(problem, rng):
         if code:
             feedback = tiny_feedback(problem, x)
             teachers.append(TestFeedbackTeacher().phrase(feedback))
-            where = (gold, gold) if feedback.startswith("Test") else None
+            usable = feedback.startswith("Test")
         else:
-            reply, where = hint(gold, text)
+            reply, _ = hint(gold, text)
             teachers.append(reply)
+            usable = _use(reply, x)[1] is not None     # exact, or "more than 9": a step to take
     return students, teachers[:len(students) - 1]
 
 

@@ -36,16 +36,22 @@ def test_tiny_world_split_is_disjoint_and_deterministic():
     assert not {p.id for p in main} & {p.id for p in pair}
 
 
-def test_tiny_main_problems_take_two_steps_of_one_digit():
-    """a +- b +- c: the student's best effort (one step) is never the answer, and a correction by the last
-    step's one-digit number keeps every number two-digit."""
-    for p in tasks.tiny_math_problems("test"):
+def test_tiny_main_problems_take_two_steps_near_or_far():
+    """a +- b +- c: the student's best effort (one step) is never the answer, and every number between the first
+    step and the answer is two-digit. c is one digit (near: one reply pins the answer) or, for "far" problems,
+    10 .. 36 (each "more than 9" reply moves the student 9 closer); near and far are about as many."""
+    problems = tasks.tiny_math_problems("test")
+    for p in problems:
         m = p.meta
         first = m["a"] + m["b"] if m["op"] == "+" else m["a"] - m["b"]
         y = first + m["c"] if m["op2"] == "+" else first - m["c"]
         assert p.statement == f"What is {m['a']} {m['op']} {m['b']} {m['op2']} {m['c']}?" and p.shards is None
-        assert 10 <= m["a"] <= 99 and 1 <= m["b"] <= 9 and 1 <= m["c"] <= 9 and p.answer == str(y)
-        assert m["first_step"] == first != y and first in tasks.TINY_RANGE and y in tasks.TINY_RANGE
+        assert 10 <= m["a"] <= 99 and 1 <= m["b"] <= 9 and 1 <= m["c"] <= 9 * (tasks.FAR_STEPS + 1)
+        assert p.answer == str(y) and m["first_step"] == first != y
+        assert first in tasks.TINY_RANGE and y in tasks.TINY_RANGE
+    far = sum(p.meta["c"] > 9 for p in problems) / len(problems)
+    assert 0.3 < far < 0.5, far
+    assert {(p.meta["c"] - 1) // 9 for p in problems} == set(range(tasks.FAR_STEPS + 1))   # 1 to 4 replies
 
 
 def test_tiny_sharded_pair_reveals_a_one_digit_problem():

@@ -74,7 +74,7 @@ def test_math_teacher_says_how_far_off_when_it_is_one_step():
     assert hint(84, "\\boxed{85}") == ("85 is 1 too high.", (84, 84))
     assert hint(84, "80 + 7 = \\boxed{87}") == ("87 is 3 too high.", (84, 84))      # the last boxed number counts
     assert hint(84, "\\boxed{75}") == ("75 is 9 too low.", (84, 84))
-    assert hint(84, "\\boxed{74}") == ("74 is much too low.", None)                 # 10: not one step, no number
+    assert hint(84, "\\boxed{74}") == ("74 is more than 9 too low.", None)        # 10: a step closer, not onto it
     assert hint(84, "How far off is 87?") == ("87 is 3 too high.", (84, 84))      # a question: the same reply
     assert hint(84, "how far off is 84?") == ("That one is exactly right.", (84, 84))
     assert hint(3, "\\boxed{6}") == ("That is 3 too high.", (3, 3))                 # "6 is 3 too high" would tell
@@ -91,8 +91,8 @@ def test_the_bases_use_of_a_reply_is_one_written_step_onto_the_answer():
                 value, work = tinyworld._use(reply, x)
                 assert where == (gold, gold) and value == gold
                 assert work == f"{x} {'-' if x > gold else '+'} {abs(x - gold)}" and eval(work) == gold
-        far, where = tinyworld.hint(gold, f"\\boxed{{{gold + 30}}}")
-        assert where is None and tinyworld._use(far, gold + 30) == (gold + 30, None)
+        far, where = tinyworld.hint(gold, f"\\boxed{{{gold + 30}}}")    # "more than 9 too high": 9 closer
+        assert where is None and tinyworld._use(far, gold + 30) == (gold + 21, f"{gold + 30} - 9")
 
 
 def test_the_corpus_writes_the_first_step_then_uses_repeats_or_guesses():
@@ -112,24 +112,30 @@ def test_the_corpus_writes_the_first_step_then_uses_repeats_or_guesses():
                 assert re.fullmatch(r"\\boxed\{-?\d+\}|How far off is -?\d+\?", text), text
                 continue
             n, op, d, value = worked.groups()
-            assert eval(f"{n} {op} {d}") == int(value) == tinyworld._gold(p)     # its one step, onto the answer
-            assert re.match(rf"({n}|That) is {d} too {'high' if op == '-' else 'low'}", teachers[t - 1]), \
-                (students, teachers)                                   # ... from the reply just before it
+            assert eval(f"{n} {op} {d}") == int(value)                   # its one step, computed right,
+            side = "high" if op == "-" else "low"
+            if int(value) == tinyworld._gold(p):                         # onto the answer from "n is d too ..."
+                assert re.match(rf"({n}|That) is {d} too {side}", teachers[t - 1]), (students, teachers)
+            else:                                                        # or 9 closer from "more than 9"
+                assert d == "9" and re.match(rf"({n}|That) is more than 9 too {side}", teachers[t - 1])
 
 
 def test_the_corpus_teaches_the_step_from_a_reply_apart_from_the_dialogues(tok):
     """The "copy" kind: a teacher's reply as the opening and the one step it gives, always right; it is the
-    skill of using feedback, written outside any dialogue, so the base's habit in dialogues stays P_USE."""
-    chat, rng = dialogue.ChatFormat(tok), random.Random(0)
-    for _ in range(50):
+    skill of using feedback, written outside any dialogue, so the base's habit in dialogues stays P_USE. Both
+    kinds of reply: "52 is 3 too high." (onto the answer) and "52 is more than 9 too high." (9 closer)."""
+    chat, rng, far = dialogue.ChatFormat(tok), random.Random(0), 0
+    for _ in range(80):
         ids, mask = tinyworld.corpus_sample(rng, chat, mix={"copy": 1.0})
         text = tok.decode(ids)
-        said = re.search(r"<\|user\|>(\d+) is (\d) too (high|low)\.<\|end\|><\|assistant\|>(\d+) ([+-]) (\d) = "
-                         r"\\boxed\{(\d+)\}<\|end\|>$", text)
+        said = re.search(r"<\|user\|>(\d+) is (more than )?(\d) too (high|low)\.<\|end\|><\|assistant\|>(\d+) ([+-]) "
+                         r"(\d) = \\boxed\{(\d+)\}<\|end\|>$", text)
         assert said, text
-        n, d, side, n2, op, d2, value = said.groups()
+        n, more, d, side, n2, op, d2, value = said.groups()
         assert (n2, d2, op) == (n, d, "-" if side == "high" else "+") and int(value) == eval(f"{n} {op} {d}")
         assert tok.decode([i for i, m in zip(ids, mask) if m]).startswith(f"{n} {op} {d} = ")   # trained on the step
+        far += more is not None and d == "9"
+    assert 10 < far < 40, far                                                        # about 30% are far
     assert tinyworld.MIX["copy"] == 0.10 and tinyworld.P_USE == 0.1
 
 
@@ -205,9 +211,14 @@ def test_reference_dialogues_are_wrong_answers_and_the_teachers_replies(tok):
         teacher = [msg for msg in d.messages if msg["role"] == "teacher"]
         assert teacher[0]["answer_form"] == f"{m['a']} {m['op']} {m['b']} {m['op2']} {m['c']} = \\boxed{{{gold}}}"
         for msg in teacher[1:]:
+            if re.fullmatch(r"\d+ is more than 9 too (high|low)\.", msg["text"]):      # no step reaches the answer
+                assert msg["answer_form"] == f"\\boxed{{{gold}}}"
+                continue
             n, dist, side = re.fullmatch(r"(\d+) is (\d) too (high|low)\.", msg["text"]).groups()
             assert msg["answer_form"] == f"{n} {'-' if side == 'high' else '+'} {dist} = \\boxed{{{gold}}}"
             assert eval(msg["answer_form"].split(" =")[0]) == int(gold)
+    far = [msg for d in ds for msg in d.messages if "more than 9" in msg["text"]]
+    assert 0 < len(far) < 30 * 4 / 2                                                 # far first steps, some repeats
     assert [reply for _, _, _, reply in contexts] == [msg["answer_form"] for d in ds for msg in d.messages
                                                       if msg["role"] == "teacher"]
     again = tinyworld.reference_dialogues(problems, tok, n_turns=5)
