@@ -137,7 +137,7 @@ def _tiny_arithmetic(split: str, one_step: bool):
                     for c in range(1, 10 + FAR_STEPS * 9):
                         y, key = step(first, op2, c), f"{a}{op}{b}{op2}{c}"
                         if c > 9 and split_of("far" + key, 1 / FAR_STEPS) == "train":
-                            continue    # keep 1 in FAR_STEPS far problems: as many as near ones
+                            continue    # a fixed hash keeps 1 in FAR_STEPS far ones: about as many as near ones
                         if first in TINY_RANGE and y in TINY_RANGE and split_of(key, 0.2) == split:
                             yield (key, f"{a} {op} {b} {op2} {c}", (a, op, b), y,
                                    {"a": a, "op": op, "b": b, "op2": op2, "c": c, "first_step": first})

@@ -96,8 +96,8 @@ ARITHMETIC_MIX = {"solve": 0.85, "solve-code": 0.15}   # some programs from the 
 
 class HintTeacher:
     """Math: to a wrong answer or to "How far off is N?", how far off it is when that is one step ("52 is 3 too
-    high."), else "more than 9 too high". The tiny student gets the bare problem as its opening (it never learned to
-    read instructions)."""
+    high."), else "more than 9 too high". The tiny student gets the bare problem as its opening (it never
+    learned to read instructions)."""
 
     def opening(self, problem) -> str:
         return problem.statement
@@ -144,11 +144,11 @@ def _how_far(x: int, gold: int) -> tuple[str, tuple[int, int] | None]:
     take onto the answer); beyond that "52 is more than 9 too high.", whose step (52 - 9) gets closer but does
     not arrive, so the answer's place is not pinned (None). It never states the answer: a distance that equals
     it (or -x for x = -gold) is said without the number ("That is 3 too high.")."""
-    side = "high" if x > gold else "low"
     far = abs(x - gold) > 9
-    reply = f"{x} is {'more than 9' if far else abs(x - gold)} too {side}."
+    how = f"{'more than 9' if far else abs(x - gold)} too {'high' if x > gold else 'low'}."
+    reply = f"{x} is {how}"
     if verify.mentions_answer(reply, str(gold)):
-        reply = f"That is {'more than 9' if far else abs(x - gold)} too {side}."
+        reply = f"That is {how}"
     return reply, (None if far else (gold, gold))
 
 
@@ -250,9 +250,10 @@ def reference_dialogues(problems, tokenizer, n_turns: int, seed: int = 0) -> lis
             if t == n_turns:
                 break
             reply, where = hint(gold, text)
-            value, work = _use(reply, x)      # a one-digit distance: the step from it lands on the answer
+            # the step from a one-digit distance lands on the answer; from "more than 9" no step does
+            value, work = _use(reply, x)
             assert (value == gold) == (where is not None), (reply, gold)
-            d.segments.append(("teacher", chat.teacher_turn(reply)))   # "more than 9": no step reaches it
+            d.segments.append(("teacher", chat.teacher_turn(reply)))
             d.messages.append({"role": "teacher", "turn": t + 1, "text": reply, "leak": False,
                                "answer_form": _attempt(p, gold, work if where else None)})
             x = gold + rng.choice([-3, -2, -1, 1, 2, 3]) if rng.random() < 0.7 else x
