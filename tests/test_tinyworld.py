@@ -139,6 +139,24 @@ def test_the_corpus_teaches_the_step_from_a_reply_apart_from_the_dialogues(tok):
     assert tinyworld.MIX["copy"] == 0.10 and tinyworld.P_USE == 0.1
 
 
+def test_the_question_prompt_is_q_primings_fields_without_its_instruction(tok):
+    """The tiny student reads Q-priming's prompt (qprime.QUESTION_PROMPT) with its fields filled in, less the
+    instruction line; the corpus's "question" kind is that prompt -> "How far off is N?", N its attempt."""
+    import qprime
+    p = tasks.tiny_problems("math", "test", n=1, seed=5)[0]
+    full = qprime.QUESTION_PROMPT.format(problem=p.statement, attempt="\\boxed{52}",
+                                         private_knowledge=f"the answer is {p.answer}")
+    tiny = tinyworld.question_prompt(p, "\\boxed{52}")
+    assert full.startswith(tiny + "\n") and "Ask the teacher" in full and "Ask" not in tiny
+    assert p.statement in tiny and "\\boxed{52}" in tiny and f"the answer is {p.answer}" in tiny
+    ids, mask = tinyworld.corpus_sample(random.Random(1), dialogue.ChatFormat(tok), mix={"question": 1.0})
+    text = tok.decode(ids)
+    asked = re.search(r"Your attempt: \\boxed\{(\d+)\}\nWhat the teacher knows: the answer is \d+<\|end\|>"
+                      r"<\|assistant\|>How far off is (\d+)\?<\|end\|>$", text)
+    assert asked and asked.group(1) == asked.group(2), text
+    assert tok.decode([i for i, m in zip(ids, mask) if m]).startswith("How far off is ")
+
+
 def test_math_teacher_never_states_the_answer():
     """Every reply the math teacher can give, to every test problem: answers and questions far and near."""
     for p in tasks.tiny_math_problems("test"):
