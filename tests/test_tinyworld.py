@@ -9,6 +9,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 import dialogue
 import evaluate
+import qprime
 import tasks
 import tinyworld
 import verify
@@ -142,7 +143,6 @@ def test_the_corpus_teaches_the_step_from_a_reply_apart_from_the_dialogues(tok):
 def test_the_question_prompt_is_q_primings_fields_without_its_instruction(tok):
     """The tiny student reads Q-priming's prompt (qprime.QUESTION_PROMPT) with its fields filled in, less the
     instruction line; the corpus's "question" kind is that prompt -> "How far off is N?", N its attempt."""
-    import qprime
     p = tasks.tiny_problems("math", "test", n=1, seed=5)[0]
     full = qprime.QUESTION_PROMPT.format(problem=p.statement, attempt="\\boxed{52}",
                                          private_knowledge=f"the answer is {p.answer}")
