@@ -121,8 +121,9 @@ def _sample(problems: list[Problem], n: int | None, seed: int) -> list[Problem]:
 def _tiny_arithmetic(split: str, one_step: bool):
     """(key, text, terms, answer, meta) of the tiny world's split, in a fixed order. One step: a +- b with an
     answer >= 10. Two steps: a +- b +- c with the first step and the answer in TINY_RANGE, so that every
-    correction by a one-digit number stays two-digit; c > 9 for one in FAR_STEPS of the far candidates (as many
-    far problems as near ones before the range cuts them)."""
+    correction by a one-digit number stays two-digit. A far c (10 .. 9 * (FAR_STEPS + 1)) has FAR_STEPS times as
+    many candidates as a near one, so a fixed hash keeps one in FAR_STEPS of them: far and near come out about
+    as many before the range cuts them."""
     step = lambda x, op, y: x + y if op == "+" else x - y
     for a in range(10, 100):
         for op in "+-":
@@ -137,7 +138,7 @@ def _tiny_arithmetic(split: str, one_step: bool):
                     for c in range(1, 10 + FAR_STEPS * 9):
                         y, key = step(first, op2, c), f"{a}{op}{b}{op2}{c}"
                         if c > 9 and split_of("far" + key, 1 / FAR_STEPS) == "train":
-                            continue    # a fixed hash keeps 1 in FAR_STEPS far ones: about as many as near ones
+                            continue    # the hash's 'train' side (FAR_STEPS - 1 in FAR_STEPS) is dropped
                         if first in TINY_RANGE and y in TINY_RANGE and split_of(key, 0.2) == split:
                             yield (key, f"{a} {op} {b} {op2} {c}", (a, op, b), y,
                                    {"a": a, "op": op, "b": b, "op2": op2, "c": c, "first_step": first})
