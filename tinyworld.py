@@ -15,8 +15,10 @@ The teacher, and what the base does with its feedback
   high." when that is one step (1-9), else "52 is more than 9 too high." A student who uses the reply takes the
   one step it knows, "52 - 3 = \\boxed{49}", and is right; from "more than 9" its step is 9 ("52 - 9 =
   \\boxed{43}"), which gets closer without arriving, so a far problem takes 2-4 replies, each of which the student
-  must use. A question, "How far off is 52?", gets the same reply (so on the tiny world a question pays only as
-  much as the attempt it replaces). The code teacher relays the first failing test of the student's program ("Test
+  must use. A question, "How far off is 52?", is answered more fully: beyond one step the teacher adds a number
+  one step from the answer, "52 is more than 9 too high, and 34 is 7 too high.", whose step ("34 - 7 =
+  \\boxed{27}") lands on it. So on a far problem a question pays: the answer after it can be right, where the
+  answer after "more than 9" cannot (Fig. 5). The code teacher relays the first failing test of the student's program ("Test
   1 (fail): input '1' | expected '50' | got '53'").
   The corpus writes the base as a student who mostly ignores feedback: after a reply that carries information,
   its next answer uses it only P_USE of the time; otherwise it repeats its last number, bare (anchoring), or
@@ -38,6 +40,11 @@ Why SML should help, and where
   * Table 1: sharded problems ("Compute a sum." / "The first number is 37." / "The second number is 5.") need
     the same habit: the base computes 37 + 5 when asked in one turn, but in pieces it answers early and then
     anchors on its early answer; a student trained to use what the teacher just said may do better.
+  * Fig. 5: on a far problem, a question at turn 1 and then the step its reply gives solve it at turn 2, where
+    answering takes 3-4 turns (on a near problem a question costs a turn and gains nothing). So a question
+    pays, and RL reinforces it once it is sampled: the base asks seldom (P_ASK, 1% of its turns), so that,
+    as in the paper, SML alone seldom finds asking and Q-priming's injected questions are what teach it. (With
+    4%, MT-RL found it: 76% of its dialogues asked, and it asked instead of answering problems it could solve.)
   * Fig. 4: the code task is the same problems as programs, so math and code share the skill.
 
     python tinyworld.py                 # warm up (or load) the base model and measure it (success, uptake, sharded)
@@ -69,7 +76,7 @@ import tasks
 import verify
 from dialogue import Dialogue
 
-VERSION = 11         # bump when the corpus or the model changes: the cache key includes it
+VERSION = 13         # bump when the corpus or the model changes: the cache key includes it
 SPECIALS = ["<|pad|>", "<|bos|>", "<|end|>", "<|system|>", "<|user|>", "<|assistant|>", "<|unk|>"]
 CHARS = [chr(c) for c in range(32, 127)] + ["\n"]
 CHAT_TEMPLATE = ("{{ bos_token }}{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}<|end|>{% endfor %}"
@@ -78,7 +85,7 @@ CHAT_TEMPLATE = ("{{ bos_token }}{% for m in messages %}<|{{ m['role'] }}|>{{ m[
 # The base student's habits in the warm-up corpus (see the docstring).
 P_USE = 0.1          # after a reply that carries information, the next answer uses it
 P_REPEAT = 0.6       # ... otherwise it repeats its last answer (anchoring), else it guesses nearby
-P_ASK = 0.04         # a turn asks "How far off is N?" instead of answering
+P_ASK = 0.01         # a turn asks "How far off is N?" instead of answering (seldom: see Fig. 5 below)
 P_USE_SHARDS = 0.3   # sharded: the answer after the last shard combines the shards
 P_CLARIFY = 0.2      # sharded: a turn before the last shard asks for the numbers instead of answering
 # "copy" teaches the step from a reply on its own (the reply as the opening, no dialogue around it): the skill
@@ -86,7 +93,8 @@ P_CLARIFY = 0.2      # sharded: a turn before the last shard asks for the number
 # base copies the teacher's distance wrong in 85-90% of its attempts to use it, and RL has little to amplify.
 MIX = {"math": 0.42, "code": 0.14, "sharded": 0.08, "sharded-code": 0.04, "question": 0.05, "solve": 0.12,
        "solve-code": 0.05, "copy": 0.10}
-ARITHMETIC_STEPS = 400   # the first steps teach the arithmetic alone (problem -> answer), then the dialogues
+COPY_FAR, COPY_ASKED = 0.5, 0.7   # "copy": how often the reply is to a far number, and to a question
+ARITHMETIC_STEPS = 500   # the first steps teach the arithmetic alone (problem -> answer), then the dialogues
 ARITHMETIC_MIX = {"solve": 0.85, "solve-code": 0.15}   # some programs from the start: their characters are new
 
 
@@ -132,39 +140,48 @@ def hint(gold: int, student_text: str) -> tuple[str, tuple[float, float] | None]
         n = int(asked.group(1))
         if n == gold:
             return "That one is exactly right.", (gold, gold)
-        return _how_far(n, gold)
+        return _how_far(n, gold, asked=True)
     x = _integer(student_text)
     if x is None:
         return "Please give your final answer as a number in \\boxed{}.", None
     return _how_far(x, gold)
 
 
-def _how_far(x: int, gold: int) -> tuple[str, tuple[int, int] | None]:
+def _how_far(x: int, gold: int, asked: bool = False) -> tuple[str, tuple[int, int] | None]:
     """"52 is 3 too high.": how far off, exactly, when it is a one-digit distance (the one step the student can
     take onto the answer); beyond that "52 is more than 9 too high.", whose step (52 - 9) gets closer but does
-    not arrive, so the answer's place is not pinned (None). It never states the answer: a distance that equals
-    it (or -x for x = -gold) is said without the number ("That is 3 too high.")."""
-    far = abs(x - gold) > 9
-    how = f"{'more than 9' if far else abs(x - gold)} too {'high' if x > gold else 'low'}."
+    not arrive, so the answer's place is not pinned (None). A question is answered more fully: beyond one step
+    the teacher adds the number that the 9-steps would reach, one step from the answer, "52 is more than 9 too
+    high, and 34 is 7 too high.", whose step ("34 - 7 = \\boxed{27}") lands on it. It never states the answer: a
+    distance that equals it (or -x for x = -gold) is said without the number ("That is 3 too high.")."""
+    d, side = abs(x - gold), "high" if x > gold else "low"
+    how = f"{'more than 9' if d > 9 else d} too {side}."
     reply = f"{x} is {how}"
     if verify.mentions_answer(reply, str(gold)):
         reply = f"That is {how}"
-    return reply, (None if far else (gold, gold))
+    if d <= 9:
+        return reply, (gold, gold)
+    near = 1 + (d - 1) % 9                            # 52 -> 43 -> 34: 7 from 27
+    fuller = f"{reply[:-1]}, and {gold + near if x > gold else gold - near} is {near} too {side}."
+    if asked and not verify.mentions_answer(fuller, str(gold)):
+        return fuller, (gold, gold)
+    return reply, None
 
 
 def _use(reply: str, x: int) -> tuple[int, str | None]:
-    """How the base uses a reply that carries information, and the step it writes down: it moves the number the
-    teacher named by the distance it gave ("52 is 3 too high." -> 49, written "52 - 3 = \\boxed{49}"); for code it
-    subtracts the input of the relayed test from its expected output ("input '1' | expected '50'" -> 49)."""
+    """How the base uses a reply that carries information, and the step it writes down: it moves the last number
+    the teacher named by the distance it gave ("52 is 3 too high." -> 49, written "52 - 3 = \\boxed{49}"; "52 is
+    more than 9 too high, and 34 is 7 too high." -> "34 - 7 = \\boxed{27}"); for code it subtracts the input of the
+    relayed test from its expected output ("input '1' | expected '50'" -> 49)."""
     test = re.search(r"input '(-?\d+)' \| expected '(-?\d+)'", reply)
     if test:
         return int(test.group(2)) - int(test.group(1)), None
-    said = re.search(r"(-?\d+|That) is (?:more than )?(\d+) too (high|low)", reply)
-    if said is None:                                  # "That one is exactly right."
+    said = re.findall(r"(-?\d+|That) is (?:more than )?(\d+) too (high|low)", reply)
+    if not said:                                      # "That one is exactly right."
         return x, None
-    n = x if said.group(1) == "That" else int(said.group(1))
-    op = "-" if said.group(3) == "high" else "+"
-    return n + int(said.group(2)) * (-1 if op == "-" else 1), f"{n} {op} {said.group(2)}"
+    n, d, side = said[-1]
+    n, op = (x if n == "That" else int(n)), ("-" if side == "high" else "+")
+    return n + int(d) * (-1 if op == "-" else 1), f"{n} {op} {d}"
 
 
 def _integer(text: str) -> int | None:
@@ -384,8 +401,9 @@ def corpus_sample(rng: random.Random, chat, mix: dict = MIX):
     kind = kind.removesuffix("-code")
     if kind == "copy":    # the step from a reply alone: "52 is 3 too high." -> "52 - 3 = \\boxed{49}"
         p = rng.choice(_train_problems(task))
-        x = _gold(p) + rng.choice([-1, 1]) * (rng.randint(1, 9) if rng.random() < 0.7 else rng.randint(10, 30))
-        reply = hint(_gold(p), f"\\boxed{{{x}}}")[0]
+        far = rng.random() < COPY_FAR
+        x = _gold(p) + rng.choice([-1, 1]) * (rng.randint(10, 30) if far else rng.randint(1, 9))
+        reply = hint(_gold(p), _question(x) if rng.random() < COPY_ASKED else f"\\boxed{{{x}}}")[0]
         value, work = _use(reply, x)
         return _encode(chat, reply, [_attempt(p, value, work)], [])
     if kind == "solve":   # a few problems in one chat, so the arithmetic also works far into a dialogue

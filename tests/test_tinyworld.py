@@ -1,5 +1,6 @@
 """tinyworld.py: the char tokenizer, the corpus (encoded exactly like a rollout), the scripted teachers (never
 leak, uptake by hand), Fig. 3's reference dialogues, and the warm-up is deterministic given the seed."""
+import collections
 import random
 import re
 
@@ -76,7 +77,11 @@ def test_math_teacher_says_how_far_off_when_it_is_one_step():
     assert hint(84, "80 + 7 = \\boxed{87}") == ("87 is 3 too high.", (84, 84))      # the last boxed number counts
     assert hint(84, "\\boxed{75}") == ("75 is 9 too low.", (84, 84))
     assert hint(84, "\\boxed{74}") == ("74 is more than 9 too low.", None)        # 10: a step closer, not onto it
-    assert hint(84, "How far off is 87?") == ("87 is 3 too high.", (84, 84))      # a question: the same reply
+    assert hint(84, "How far off is 87?") == ("87 is 3 too high.", (84, 84))      # a question: the same reply,
+    assert hint(84, "How far off is 60?") == (                                    # but beyond one step it adds a
+        "60 is more than 9 too low, and 78 is 6 too low.", (84, 84))              # number one step away
+    assert hint(84, "How far off is 99?") == ("99 is more than 9 too high, and 90 is 6 too high.", (84, 84))
+    assert hint(3, "How far off is 15?") == ("15 is more than 9 too high.", None)   # "6 is 3 too high" would tell
     assert hint(84, "how far off is 84?") == ("That one is exactly right.", (84, 84))
     assert hint(3, "\\boxed{6}") == ("That is 3 too high.", (3, 3))                 # "6 is 3 too high" would tell
     assert hint(84, "What is the answer?")[1] is None and hint(84, "I think so.")[0].startswith("Please give")
@@ -94,6 +99,12 @@ def test_the_bases_use_of_a_reply_is_one_written_step_onto_the_answer():
                 assert work == f"{x} {'-' if x > gold else '+'} {abs(x - gold)}" and eval(work) == gold
         far, where = tinyworld.hint(gold, f"\\boxed{{{gold + 30}}}")    # "more than 9 too high": 9 closer
         assert where is None and tinyworld._use(far, gold + 30) == (gold + 21, f"{gold + 30} - 9")
+    for gold, x in ((20, 45), (57, 45), (57, 27), (89, 59)):     # a question's reply beyond one step: the step
+        reply, where = tinyworld.hint(gold, f"How far off is {x}?")   # from the number it adds
+        value, work = tinyworld._use(reply, x)
+        assert where == (gold, gold) and value == gold and eval(work) == gold
+        assert re.fullmatch(rf"{x} is more than 9 too (high|low), and {work.split()[0]} is \d too \1\.", reply)
+        assert abs(int(work.split()[0]) - x) % 9 == 0                      # where 9-steps from x would arrive
 
 
 def test_the_corpus_writes_the_first_step_then_uses_repeats_or_guesses():
@@ -108,35 +119,33 @@ def test_the_corpus_writes_the_first_step_then_uses_repeats_or_guesses():
         first = f"{m['a']} {m['op']} {m['b']} = \\boxed{{{m['first_step']}}}"
         assert students[0] in (first, f"How far off is {m['first_step']}?")
         for t, text in enumerate(students[1:], start=1):
-            worked = re.fullmatch(r"(\d+) ([+-]) (\d) = \\boxed\{(-?\d+)\}", text)
-            if worked is None:                                         # a bare number or a question
+            if not re.search(r" = \\boxed", text):                     # a bare number or a question
                 assert re.fullmatch(r"\\boxed\{-?\d+\}|How far off is -?\d+\?", text), text
                 continue
-            n, op, d, value = worked.groups()
-            assert eval(f"{n} {op} {d}") == int(value)                   # its one step, computed right,
-            side = "high" if op == "-" else "low"
-            if int(value) == tinyworld._gold(p):                         # onto the answer from "n is d too ..."
-                assert re.match(rf"({n}|That) is {d} too {side}", teachers[t - 1]), (students, teachers)
-            else:                                                        # or 9 closer from "more than 9"
-                assert d == "9" and re.match(rf"({n}|That) is more than 9 too {side}", teachers[t - 1])
+            n = int(re.match(r"-?\d+", text).group())                 # the steps from the last reply, computed
+            value, work = tinyworld._use(teachers[t - 1], n)             # right, onto the answer or 9 closer
+            assert text == f"{work} = \\boxed{{{value}}}" and re.match(rf"({n}|That) is ", teachers[t - 1])
+            assert value == tinyworld._gold(p) or "more than 9" in teachers[t - 1], (students, teachers)
 
 
 def test_the_corpus_teaches_the_step_from_a_reply_apart_from_the_dialogues(tok):
     """The "copy" kind: a teacher's reply as the opening and the one step it gives, always right; it is the
-    skill of using feedback, written outside any dialogue, so the base's habit in dialogues stays P_USE. Both
-    kinds of reply: "52 is 3 too high." (onto the answer) and "52 is more than 9 too high." (9 closer)."""
-    chat, rng, far = dialogue.ChatFormat(tok), random.Random(0), 0
-    for _ in range(80):
+    skill of using feedback, written outside any dialogue, so the base's habit in dialogues stays P_USE. Three
+    kinds of reply: "52 is 3 too high." (onto the answer), "52 is more than 9 too high." (9 closer) and a
+    question's "52 is more than 9 too high, and 34 is 7 too high." (from the number it adds, onto the answer)."""
+    chat, rng, kinds = dialogue.ChatFormat(tok), random.Random(0), collections.Counter()
+    for _ in range(200):
         ids, mask = tinyworld.corpus_sample(rng, chat, mix={"copy": 1.0})
-        text = tok.decode(ids)
-        said = re.search(r"<\|user\|>(\d+) is (more than )?(\d) too (high|low)\.<\|end\|><\|assistant\|>(\d+) ([+-]) "
-                         r"(\d) = \\boxed\{(\d+)\}<\|end\|>$", text)
-        assert said, text
+        said = re.fullmatch(r"<\|bos\|><\|user\|>(?:-?\d+ is more than 9 too \w+, and )?(\d+) is (more than )?(\d) too "
+                            r"(high|low)\.<\|end\|><\|assistant\|>(\d+) ([+-]) (\d) = \\boxed\{(-?\d+)\}<\|end\|>",
+                            tok.decode(ids))
+        assert said, tok.decode(ids)
         n, more, d, side, n2, op, d2, value = said.groups()
         assert (n2, d2, op) == (n, d, "-" if side == "high" else "+") and int(value) == eval(f"{n} {op} {d}")
         assert tok.decode([i for i, m in zip(ids, mask) if m]).startswith(f"{n} {op} {d} = ")   # trained on the step
-        far += more is not None and d == "9"
-    assert 10 < far < 40, far                                                        # about 30% are far
+        kinds["far" if more else "asked" if ", and" in tok.decode(ids) else "near"] += 1
+    assert 70 < kinds["near"] < 130 and 10 < kinds["far"] < 50 and 45 < kinds["asked"] < 95, kinds   # ~50/15/35%
+    assert (tinyworld.COPY_FAR, tinyworld.COPY_ASKED) == (0.5, 0.7)
     assert tinyworld.MIX["copy"] == 0.10 and tinyworld.P_USE == 0.1
 
 
