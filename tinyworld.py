@@ -18,12 +18,12 @@ The teacher, and what the base does with its feedback
   must use. A question, "How far off is 52?", is answered more fully: beyond one step the teacher adds a number
   one step from the answer, "52 is more than 9 too high, and 34 is 7 too high.", whose step ("34 - 7 =
   \\boxed{27}") lands on it. So on a far problem a question pays: the answer after it can be right, where the
-  answer after "more than 9" cannot (Fig. 5). The code teacher relays the first failing test of the student's program ("Test
-  1 (fail): input '1' | expected '50' | got '53'").
+  answer after "more than 9" cannot (Fig. 5). The code teacher relays the first failing test of the student's
+  program ("Test 1 (fail): input '1' | expected '50' | got '53'").
   The corpus writes the base as a student who mostly ignores feedback: after a reply that carries information,
   its next answer uses it only P_USE of the time; otherwise it repeats its last number, bare (anchoring), or
-  guesses nearby. It rarely asks. `HintTeacher.uptake` measures exactly how often a student's next answer is
-  the one the reply points to: for the base 0.09 (0.57 after MT-RL), what SML should raise.
+  guesses nearby. It seldom asks (P_ASK). `HintTeacher.uptake` measures exactly how often a student's next
+  answer is the one the reply points to: for the base 0.10 (0.66 after MT-RL), what SML should raise.
   The corpus also teaches the step from a reply on its own, a reply as the opening and the step it gives
   ("copy"), so that the skill is reliable while the habit stays rare; without it the base miscopied the
   distance in 85-90% of its attempts to use a reply, and RL had almost nothing to amplify.
