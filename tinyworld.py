@@ -161,10 +161,11 @@ def _how_far(x: int, gold: int, asked: bool = False) -> tuple[str, tuple[int, in
         reply = f"That is {how}"
     if d <= 9:
         return reply, (gold, gold)
-    near = 1 + (d - 1) % 9                            # 52 -> 43 -> 34: 7 from 27
-    fuller = f"{reply[:-1]}, and {gold + near if x > gold else gold - near} is {near} too {side}."
-    if asked and not verify.mentions_answer(fuller, str(gold)):
-        return fuller, (gold, gold)
+    if asked:
+        near = 1 + (d - 1) % 9                        # 52 -> 43 -> 34: 7 from 27
+        fuller = f"{reply[:-1]}, and {gold + near if x > gold else gold - near} is {near} too {side}."
+        if not verify.mentions_answer(fuller, str(gold)):
+            return fuller, (gold, gold)
     return reply, None
 
 
