@@ -103,9 +103,9 @@ ARITHMETIC_MIX = {"solve": 0.85, "solve-code": 0.15}   # some programs from the 
 # ---------------------------------------------------------------------------------------------
 
 class HintTeacher:
-    """Math: to a wrong answer or to "How far off is N?", how far off it is when that is one step ("52 is 3 too
-    high."), else "more than 9 too high". The tiny student gets the bare problem as its opening (it never
-    learned to read instructions)."""
+    """Math: to a wrong answer, how far off it is when that is one step ("52 is 3 too high."), else "more than 9
+    too high"; to "How far off is N?" beyond one step it also names a number one step from the answer (`hint`).
+    The tiny student gets the bare problem as its opening (it never learned to read instructions)."""
 
     def opening(self, problem) -> str:
         return problem.statement
@@ -115,9 +115,9 @@ class HintTeacher:
 
     def uptake(self, dialogues: list[Dialogue]) -> tuple[float | None, int]:
         """Feedback uptake: of the student turns that the teacher answered with the answer's place (an exact
-        distance; "more than 9" does not pin it) and that were followed by another answer, the fraction whose
-        next answer lies where the reply said the answer is. (A next turn that asks instead of answering is not
-        a case.) Returns (rate or None, cases)."""
+        distance, or a question's fuller reply; a bare "more than 9" does not pin it) and that were followed by
+        another answer, the fraction whose next answer lies where the reply said the answer is. (A next turn that
+        asks instead of answering is not a case.) Returns (rate or None, cases)."""
         agree = cases = 0
         for d in dialogues:
             turns = d.student_turns()

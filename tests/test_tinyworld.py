@@ -193,7 +193,7 @@ def test_uptake_by_hand():
     took = _dialogue(p, ["80 + 7 = \\boxed{87}", "\\boxed{83}", "83 + 1 = \\boxed{84}"], teacher)   # 87 -> 83: out; 84: in
     ignored = _dialogue(p, ["\\boxed{87}", "\\boxed{87}", "\\boxed{90}"], teacher)     # anchored, then off: 0 of 2
     asked = _dialogue(p, ["How far off is 87?", "\\boxed{84}"], teacher)               # "87 is 3 too high": in
-    # a question after a reply is no case; after "much too high" nothing is said, so 60 is no case either
+    # a question after a reply is no case; after "more than 9" the answer's place is not said, so 99 is no case either
     asked_twice = _dialogue(p, ["\\boxed{99}", "How far off is 85?", "\\boxed{83}"], teacher)
     assert teacher.uptake([took]) == (0.5, 2)
     assert teacher.uptake([ignored]) == (0.0, 2)
