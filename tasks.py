@@ -67,7 +67,8 @@ def tiny_math_problems(split: str, n: int | None = None, seed: int = 0, sharded:
     pins the answer) or, in about 4 of 10 problems, 10..36 ("far", "What is 47 + 5 - 23?": a student who uses
     each reply needs 2-4 of them, so success can go on rising past the training horizon N = 4).
     sharded=True: Table 1's pair, one step (a +- b, "What is 37 + 5?", which the student computes), with
-    shards for the lazy user: "Compute a sum." / "The first number is 37." / "The second number is 5.".
+    shards for the lazy user: "Compute a sum." / "The first number is 37." / "37 is 5 too low." (the last in
+    the words the tiny teacher uses for a correction: tinyworld.py says why).
     """
     problems = [Problem(id=f"tiny-{key}", task="math", statement=f"What is {text}?", answer=str(y),
                         solution=f"{text} = {y}, so the answer is \\boxed{{{y}}}.", source="tiny",
@@ -110,7 +111,7 @@ def tiny_problems(task: str, split: str, n: int | None = None, seed: int = 0, sh
 
 def _shards(terms: tuple, opening: str) -> list[str]:
     a, op, b = terms
-    return [opening.format(_OP_WORD[op]), f"The first number is {a}.", f"The second number is {b}."]
+    return [opening.format(_OP_WORD[op]), f"The first number is {a}.", f"{a} is {b} too {'low' if op == '+' else 'high'}."]
 
 
 def _sample(problems: list[Problem], n: int | None, seed: int) -> list[Problem]:

@@ -37,9 +37,13 @@ Why SML should help, and where
     (N = 1) only sees turn 1, where there is nothing to learn.
   * Fig. 3: after SML the loss on the right answer, written as the step from the teacher's last reply
     (`reference_dialogues`), falls as the teacher's turns accumulate; the base's falls less.
-  * Table 1: sharded problems ("Compute a sum." / "The first number is 37." / "The second number is 5.") need
-    the same habit: the base computes 37 + 5 when asked in one turn, but in pieces it answers early and then
-    anchors on its early answer; a student trained to use what the teacher just said may do better.
+  * Table 1: sharded problems ("Compute a sum." / "The first number is 37." / "37 is 5 too low.") need the
+    same habit: the base computes 37 + 5 when asked in one turn, but in pieces it answers early and then
+    anchors on its early answer. The lazy user's last shard is phrased as the teacher phrases a correction, so
+    that the skill SML trains (take the step the last message gives) is the one the sharded task needs, and
+    the base takes it as seldom as it uses a correction (P_USE). A 12B model carries a skill across phrasings;
+    this one did not: with "The second number is 5." (v13) MT-RL's sharded success stayed level with the
+    base's (0.097 vs 0.078).
   * Fig. 5: on a far problem, a question at turn 1 and then the step its reply gives solve it at turn 2, where
     answering takes 3-4 turns (on a near problem a question costs a turn and gains nothing). So a question
     pays, and RL reinforces it once it is sampled: the base asks seldom (P_ASK, 1% of its turns), so that,
@@ -76,17 +80,16 @@ import tasks
 import verify
 from dialogue import Dialogue
 
-VERSION = 13         # bump when the corpus or the model changes: the cache key includes it
+VERSION = 14         # bump when the corpus or the model changes: the cache key includes it
 SPECIALS = ["<|pad|>", "<|bos|>", "<|end|>", "<|system|>", "<|user|>", "<|assistant|>", "<|unk|>"]
 CHARS = [chr(c) for c in range(32, 127)] + ["\n"]
 CHAT_TEMPLATE = ("{{ bos_token }}{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}<|end|>{% endfor %}"
                  "{% if add_generation_prompt %}<|assistant|>{% endif %}")
 
 # The base student's habits in the warm-up corpus (see the docstring).
-P_USE = 0.1          # after a reply that carries information, the next answer uses it
+P_USE = 0.1          # after a reply that carries information (or the sharded task's last shard), the next answer uses it
 P_REPEAT = 0.6       # ... otherwise it repeats its last answer (anchoring), else it guesses nearby
 P_ASK = 0.01         # a turn asks "How far off is N?" instead of answering (seldom: see Fig. 5 below)
-P_USE_SHARDS = 0.3   # sharded: the answer after the last shard combines the shards
 P_CLARIFY = 0.2      # sharded: a turn before the last shard asks for the numbers instead of answering
 # "copy" teaches the step from a reply on its own (the reply as the opening, no dialogue around it): the skill
 # of using feedback, reliable, while the habit of using it in a dialogue stays rare (P_USE). Without it the
@@ -462,14 +465,15 @@ def _dialogue_turns(problem, rng):
 
 def _sharded_turns(problem, rng):
     """Sharded (the lazy user reveals one shard per turn): before the last shard the base mostly answers anyway
-    (a guess, or the number it was just given), sometimes asks (P_CLARIFY); after it, it combines the shards
-    (P_USE_SHARDS) or anchors on its earlier answer."""
+    (a guess, or the number it was just given), sometimes asks (P_CLARIFY); after it, it takes the step the last
+    shard gives ("37 is 5 too low." -> "37 + 5 = \\boxed{42}") as often as it uses a teacher's correction
+    (P_USE: one habit, so that SML's training of it carries over), or anchors on its earlier answer."""
     students, x = [], None
     for t in range(len(problem.shards)):
         if t < len(problem.shards) - 1 and rng.random() < P_CLARIFY:
             students.append("What are the numbers?" if t == 0 else "What is the second number?")
             continue
-        if t == len(problem.shards) - 1 and rng.random() < P_USE_SHARDS:
+        if t == len(problem.shards) - 1 and rng.random() < P_USE:
             x = _gold(problem)
             students.append(_attempt(problem, x, _first_step(problem)))
             continue

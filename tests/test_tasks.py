@@ -58,7 +58,8 @@ def test_tiny_sharded_pair_reveals_a_one_digit_problem():
     p = next(p for p in tasks.tiny_math_problems("test", sharded=True) if p.meta["op"] == "-")
     a, b = p.meta["a"], p.meta["b"]
     assert b <= 9 and p.statement == f"What is {a} - {b}?" and p.answer == str(a - b) == str(p.meta["first_step"])
-    assert p.shards == ["Compute a difference.", f"The first number is {a}.", f"The second number is {b}."]
+    # the last shard in the teacher's words: the first number is b too high (the answer is a - b)
+    assert p.shards == ["Compute a difference.", f"The first number is {a}.", f"{a} is {b} too high."]
 
 
 def test_tiny_code_task_mirrors_the_math_split_and_its_reference_passes_in_the_sandbox():
