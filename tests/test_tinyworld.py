@@ -128,6 +128,26 @@ def test_the_corpus_writes_the_first_step_then_uses_repeats_or_guesses():
             assert value == tinyworld._gold(p) or "more than 9" in teachers[t - 1], (students, teachers)
 
 
+def test_the_last_shard_is_the_teachers_correction_and_the_sharded_corpus_uses_it_like_one():
+    """Table 1's bridge: the lazy user's last shard is word for word what the math teacher says to the first number
+    ("37 is 5 too low."), so that using it is the step SML trains; the sharded corpus takes that step (P_USE) or
+    answers with a number, and asks only before the last shard."""
+    rng, steps = random.Random(0), 0
+    for p in rng.sample(tasks.tiny_math_problems("train", sharded=True), 300):
+        a, gold = p.meta["a"], tinyworld._gold(p)
+        assert p.shards[-1] == tinyworld.hint(gold, f"\\boxed{{{a}}}")[0]
+        value, work = tinyworld._use(p.shards[-1], a)
+        assert value == gold and work == f"{a} {p.meta['op']} {p.meta['b']}"
+        students, teachers = tinyworld._sharded_turns(p, rng)
+        assert teachers == p.shards[1:] and len(students) == len(p.shards)
+        assert all(re.fullmatch(r"\\boxed\{-?\d+\}|What are the numbers\?|What is the second number\?", s)
+                   for s in students[:-1]), students
+        last = students[-1]
+        steps += last == f"{work} = \\boxed{{{gold}}}"
+        assert last == f"{work} = \\boxed{{{gold}}}" or re.fullmatch(r"\\boxed\{-?\d+\}", last), students
+    assert 0.05 < steps / 300 < 0.2     # P_USE = 0.1: as seldom as a teacher's correction is used
+
+
 def test_the_corpus_teaches_the_step_from_a_reply_apart_from_the_dialogues(tok):
     """The "copy" kind: a teacher's reply as the opening and the one step it gives, always right; it is the
     skill of using feedback, written outside any dialogue, so the base's habit in dialogues stays P_USE. Three
