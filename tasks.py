@@ -111,7 +111,8 @@ def tiny_problems(task: str, split: str, n: int | None = None, seed: int = 0, sh
 
 def _shards(terms: tuple, opening: str) -> list[str]:
     a, op, b = terms
-    return [opening.format(_OP_WORD[op]), f"The first number is {a}.", f"{a} is {b} too {'low' if op == '+' else 'high'}."]
+    last = f"{a} is {b} too {'low' if op == '+' else 'high'}."    # what tinyworld.hint replies to an answer of a
+    return [opening.format(_OP_WORD[op]), f"The first number is {a}.", last]
 
 
 def _sample(problems: list[Problem], n: int | None, seed: int) -> list[Problem]:
