@@ -23,7 +23,7 @@ The teacher, and what the base does with its feedback
   The corpus writes the base as a student who mostly ignores feedback: after a reply that carries information,
   its next answer uses it only P_USE of the time; otherwise it repeats its last number, bare (anchoring), or
   guesses nearby. It seldom asks (P_ASK). `HintTeacher.uptake` measures exactly how often a student's next
-  answer is the one the reply points to: for the base 0.10 (0.66 after MT-RL), what SML should raise.
+  answer is the one the reply points to: for the base 0.09 (0.64 after MT-RL), what SML should raise.
   The corpus also teaches the step from a reply on its own, a reply as the opening and the step it gives
   ("copy"), so that the skill is reliable while the habit stays rare; without it the base miscopied the
   distance in 85-90% of its attempts to use a reply, and RL had almost nothing to amplify.
@@ -473,9 +473,9 @@ def _sharded_turns(problem, rng):
         if t < len(problem.shards) - 1 and rng.random() < P_CLARIFY:
             students.append("What are the numbers?" if t == 0 else "What is the second number?")
             continue
-        if t == len(problem.shards) - 1 and rng.random() < P_USE:
-            x = _gold(problem)
-            students.append(_attempt(problem, x, _first_step(problem)))
+        if t == len(problem.shards) - 1 and rng.random() < P_USE:   # the step a correction gives, as in `_use`
+            x, work = _use(problem.shards[-1], x)
+            students.append(_attempt(problem, x, work))
             continue
         if x is None or rng.random() > P_REPEAT:
             x = problem.meta["a"] if t == 1 else rng.randint(20, 99)
