@@ -433,6 +433,8 @@ def _bytes(model) -> int:
 
 def load_problems(args, split: str, n: int | None) -> list[tasks.Problem]:
     if args.data == "tiny":
+        if split == "train":    # a quarter of them one-step: tasks.tiny_training_problems says why
+            return tasks.tiny_training_problems(args.task, n, seed=args.seed)
         return tasks.tiny_problems(args.task, split, n, seed=args.seed)
     name = args.dataset or {"math": "omni-math", "code": "opencodeinstruct"}[args.task]
     problems = tasks.load_task(name, None if args.data == "hub" else args.data, split=split, n=n, seed=args.seed)

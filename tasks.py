@@ -22,7 +22,7 @@ import pickle
 import random
 import sys
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import asserts
 
@@ -107,6 +107,30 @@ def tiny_program(constant: int) -> str:
 
 def tiny_problems(task: str, split: str, n: int | None = None, seed: int = 0, sharded: bool = False) -> list[Problem]:
     return (tiny_code_problems if task == "code" else tiny_math_problems)(split, n, seed, sharded)
+
+
+ONE_STEP_SHARE = 0.25   # of the tiny training problems: one step, which the base solves at turn 1
+
+
+def tiny_training_problems(task: str, n: int | None = None, seed: int = 0) -> list[Problem]:
+    """What RL and SFT train on in the tiny world: n training problems (default: every one-step one, and three
+    times as many two-step ones), ONE_STEP_SHARE of them one-step ("What is 37 + 5?", the sharded pair's fully specified form) and the
+    rest two-step, in a seeded order. The held-out evaluation keeps the two kinds apart (its main curves are
+    two-step; one-step is Table 1's "full" row).
+    Why the mix: as in a real dataset, some training problems are solved at turn 1, so a question there costs a
+    turn and the reward that came with it. With two-step problems alone asking was free, and Q-priming -> RL
+    asked on every problem, one-step ones included (full success .058 ± .050, 69% of its turns questions, 3
+    seeds); with a quarter one-step, .905 and no questions there (seed 0), while it still asked on two-step ones."""
+    two = tiny_problems(task, "train")
+    one = [replace(p, shards=None) for p in tiny_problems(task, "train", sharded=True)]
+    n = round(len(one) / ONE_STEP_SHARE) if n is None else n
+    k = round(n * ONE_STEP_SHARE)
+    if k > len(one):
+        raise DataError(f"The tiny world has {len(one)} one-step training problems, fewer than the {k} that "
+                        f"{n} problems need: ask for at most {int(len(one) / ONE_STEP_SHARE)}.")
+    problems = _sample(two, n - k, seed) + _sample(one, k, seed)
+    random.Random(seed).shuffle(problems)
+    return problems
 
 
 def _shards(terms: tuple, opening: str) -> list[str]:
@@ -339,7 +363,8 @@ def load_task(name: str, path: str | None = None, split: str = "train", n: int |
     """The CLI's `--data`: a dataset by name. LiveCodeBench and Lost in Conversation are evaluation-only
     (they have no split: `split` is ignored); with `n`, the first n (a seeded sample for OpenCodeInstruct)."""
     if name in ("tiny", "tiny-code"):
-        return tiny_problems("code" if name == "tiny-code" else "math", split, n, seed)
+        task = "code" if name == "tiny-code" else "math"
+        return tiny_training_problems(task, n, seed) if split == "train" else tiny_problems(task, split, n, seed)
     if name == "opencodeinstruct":
         problems = load_opencodeinstruct(path, n, seed)
     elif name == "omni-math":

@@ -36,6 +36,30 @@ def test_tiny_world_split_is_disjoint_and_deterministic():
     assert not {p.id for p in main} & {p.id for p in pair}
 
 
+def test_tiny_training_problems_mix_in_a_quarter_of_one_step_problems():
+    """Training sees problems the base solves at turn 1 (one step, no shards, none held out) beside the two-step
+    ones, in ONE_STEP_SHARE, in a seeded order; the held-out split is untouched; asking for more problems than the
+    one-step ones allow is one DataError sentence."""
+    test_ids = {p.id for s in (False, True) for p in tasks.tiny_math_problems("test", sharded=s)}
+    for task in ("math", "code"):
+        problems = tasks.tiny_training_problems(task, 1280, seed=0)
+        one = [p for p in problems if "op2" not in p.meta]
+        assert len(problems) == len({p.id for p in problems}) == 1280 and len(one) == 320
+        assert all(p.shards is None and p.task == task for p in problems)
+        assert all(p.meta["first_step"] == p.meta.get("constant", int(p.answer or 0)) for p in one)
+        assert not {p.id.split("-", 1)[1] for p in problems} & {i.split("-", 1)[1] for i in test_ids}
+        assert 0.15 < sum(p in one for p in problems[:200]) / 200 < 0.35      # mixed, not one block after another
+    assert [p.id for p in tasks.tiny_training_problems("math", 64, seed=3)] == \
+           [p.id for p in tasks.tiny_training_problems("math", 64, seed=3)]
+    assert [p.id for p in tasks.tiny_training_problems("math", 64, seed=3)] != \
+           [p.id for p in tasks.tiny_training_problems("math", 64, seed=4)]
+    everything = tasks.tiny_training_problems("math")
+    assert sum("op2" not in p.meta for p in everything) == len(tasks.tiny_math_problems("train", sharded=True))
+    assert tasks.load_task("tiny", split="train", n=40, seed=1)[0].id == tasks.tiny_training_problems("math", 40, 1)[0].id
+    with pytest.raises(DataError, match="one-step training problems"):
+        tasks.tiny_training_problems("math", 10 ** 6)
+
+
 def test_tiny_main_problems_take_two_steps_near_or_far():
     """a +- b +- c: the student's best effort (one step) is never the answer, and every number between the first
     step and the answer is two-digit. c is one digit (near: one reply pins the answer) or, for "far" problems,
