@@ -114,9 +114,9 @@ ONE_STEP_SHARE = 0.25   # of the tiny training problems: one step, which the bas
 
 def tiny_training_problems(task: str, n: int | None = None, seed: int = 0) -> list[Problem]:
     """What RL and SFT train on in the tiny world: n training problems (default: every one-step one, and three
-    times as many two-step ones), ONE_STEP_SHARE of them one-step ("What is 37 + 5?", the sharded pair's fully specified form) and the
-    rest two-step, in a seeded order. The held-out evaluation keeps the two kinds apart (its main curves are
-    two-step; one-step is Table 1's "full" row).
+    times as many two-step ones), ONE_STEP_SHARE of them one-step ("What is 37 + 5?", the sharded pair's fully
+    specified form) and the rest two-step, in a seeded order. The held-out evaluation keeps the two kinds apart
+    (its main curves are two-step; one-step is Table 1's "full" row).
     Why the mix: as in a real dataset, some training problems are solved at turn 1, so a question there costs a
     turn and the reward that came with it. With two-step problems alone asking was free, and Q-priming -> RL
     asked on every problem, one-step ones included (full success .058 ± .050, 69% of its turns questions, 3

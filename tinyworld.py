@@ -5,10 +5,12 @@ What the base model can do, and what it cannot
   The tiny student is a small Llama-architecture model that reads characters, warmed up for a few minutes
   on a corpus written below. It learns one exact skill: one step of adding or subtracting a one-digit number,
   which it writes out ("37 + 5 = \\boxed{42}"). The problems take two steps, "What is 47 + 5 - 3?", and the corpus
-  never shows it doing two at once: its best effort is the first step, "47 + 5 = \\boxed{52}". So no problem is
-  solved in one turn, and single-turn RL has nothing to reinforce: the right answer is never among the answers
-  it samples. The second step is exactly what the teacher's feedback makes possible. In about 4 problems of 10
-  the second number is "far", 10..36 ("What is 47 + 5 - 23?"): the student can only get there 9 at a time.
+  never shows it doing two at once: its best effort is the first step, "47 + 5 = \\boxed{52}". So no such problem
+  is solved in one turn, and single-turn RL has nothing to reinforce on them: the right answer is never among the
+  answers it samples. The second step is exactly what the teacher's feedback makes possible. In about 4 problems
+  of 10 the second number is "far", 10..36 ("What is 47 + 5 - 23?"): the student can only get there 9 at a time.
+  (A quarter of the training problems take one step, which the base solves at turn 1, as a real dataset has easy
+  problems: `tasks.tiny_training_problems`. The held-out curves are on two-step problems only.)
 
 The teacher, and what the base does with its feedback
   The math teacher knows the answer and never states it. To a wrong answer it says how far off it is: "52 is 3 too
@@ -34,7 +36,7 @@ Why SML should help, and where
     and keep improving past the training horizon N = 4: a far problem needs up to four replies, and a student
     that still guesses or anchors now and then needs more; the step it learned is the same at every turn.
     (v9, without far problems, had MT-RL at 0.97 by turn 4, leaving nothing for later turns.) Single-turn RL
-    (N = 1) only sees turn 1, where there is nothing to learn.
+    (N = 1) only sees turn 1, where only the one-step problems, which the base already solves, pay.
   * Fig. 3: after SML the loss on the right answer, written as the step from the teacher's last reply
     (`reference_dialogues`), falls as the teacher's turns accumulate; the base's falls less.
   * Table 1: sharded problems ("Compute a sum." / "The first number is 37." / "37 is 5 too low.") need the
@@ -45,10 +47,11 @@ Why SML should help, and where
     phrasings; this one did not: with "The second number is 5." (v13) MT-RL's sharded success stayed level
     with the base's (0.097 vs 0.078); in the teacher's words it rose (v14: 0.297 vs 0.073, 3 seeds).
   * Fig. 5: on a far problem, a question at turn 1 and then the step its reply gives solve it at turn 2, where
-    answering takes 3-4 turns (on a near problem a question costs a turn and gains nothing). So a question
-    pays, and RL reinforces it once it is sampled: the base asks seldom (P_ASK, 1% of its turns), so that,
-    as in the paper, SML alone seldom finds asking and Q-priming's injected questions are what teach it. (With
-    4%, MT-RL found it: 76% of its dialogues asked, and it asked instead of answering problems it could solve.)
+    answering takes 3-4 turns (on a near problem a question costs a turn and gains nothing, and on a one-step
+    training problem it costs the reward the first answer would have earned). So a question pays where it
+    should, and RL reinforces it once it is sampled: the base asks seldom (P_ASK, 1% of its turns), so that, as
+    in the paper, SML alone seldom finds asking and Q-priming's injected questions are what teach it. (With 4%,
+    MT-RL found it: 76% of its dialogues asked, and it asked instead of answering problems it could solve.)
   * Fig. 4: the code task is the same problems as programs, so math and code share the skill.
 
     python tinyworld.py                 # warm up (or load) the base model and measure it (success, uptake, sharded)
