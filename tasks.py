@@ -119,8 +119,8 @@ def tiny_training_problems(task: str, n: int | None = None, seed: int = 0) -> li
     (its main curves are two-step; one-step is Table 1's "full" row).
     Why the mix: as in a real dataset, some training problems are solved at turn 1, so a question there costs a
     turn and the reward that came with it. With two-step problems alone asking was free, and Q-priming -> RL
-    asked on every problem, one-step ones included (full success .058 ± .050, 69% of its turns questions, 3
-    seeds); with a quarter one-step, .905 and no questions there (seed 0), while it still asked on two-step ones."""
+    asked on every problem, one-step ones included (full success .058 ± .050, 69% of its turns questions); with a
+    quarter one-step, .880 ± .054 and 0.2% questions there, while it still asks on two-step ones (3 seeds each)."""
     two = tiny_problems(task, "train")
     one = [replace(p, shards=None) for p in tiny_problems(task, "train", sharded=True)]
     n = round(len(one) / ONE_STEP_SHARE) if n is None else n

@@ -25,7 +25,7 @@ The teacher, and what the base does with its feedback
   The corpus writes the base as a student who mostly ignores feedback: after a reply that carries information,
   its next answer uses it only P_USE of the time; otherwise it repeats its last number, bare (anchoring), or
   guesses nearby. It seldom asks (P_ASK). `HintTeacher.uptake` measures exactly how often a student's next
-  answer is the one the reply points to: for the base 0.09 (0.64 after MT-RL), what SML should raise.
+  answer is the one the reply points to: for the base 0.09 (0.63 after MT-RL), what SML should raise.
   The corpus also teaches the step from a reply on its own, a reply as the opening and the step it gives
   ("copy"), so that the skill is reliable while the habit stays rare; without it the base miscopied the
   distance in 85-90% of its attempts to use a reply, and RL had almost nothing to amplify.
@@ -45,7 +45,7 @@ Why SML should help, and where
     that the skill SML trains (take the step the last message gives) is the one the sharded task needs, and
     the base takes it as seldom as it uses a correction (P_USE). A 12B model may carry a skill across
     phrasings; this one did not: with "The second number is 5." (v13) MT-RL's sharded success stayed level
-    with the base's (0.097 vs 0.078); in the teacher's words it rose (v14: 0.297 vs 0.073, 3 seeds).
+    with the base's (0.097 vs 0.078); in the teacher's words it rose (0.282 vs 0.073, 3 seeds).
   * Fig. 5: on a far problem, a question at turn 1 and then the step its reply gives solve it at turn 2, where
     answering takes 3-4 turns (on a near problem a question costs a turn and gains nothing, and on a one-step
     training problem it costs the reward the first answer would have earned). So a question pays where it
