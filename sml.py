@@ -432,10 +432,8 @@ def _bytes(model) -> int:
 
 
 def load_problems(args, split: str, n: int | None) -> list[tasks.Problem]:
-    if args.data == "tiny":
-        if split == "train":    # a quarter of them one-step: tasks.tiny_training_problems says why
-            return tasks.tiny_training_problems(args.task, n, seed=args.seed)
-        return tasks.tiny_problems(args.task, split, n, seed=args.seed)
+    if args.data == "tiny":    # its training split is a quarter one-step: tasks.tiny_training_problems says why
+        return tasks.load_task("tiny-code" if args.task == "code" else "tiny", split=split, n=n, seed=args.seed)
     name = args.dataset or {"math": "omni-math", "code": "opencodeinstruct"}[args.task]
     problems = tasks.load_task(name, None if args.data == "hub" else args.data, split=split, n=n, seed=args.seed)
     write_json(args.out / f"split-{split}.json", [p.id for p in problems])
