@@ -38,7 +38,9 @@ Why SML should help, and where
     (v9, without far problems, had MT-RL at 0.97 by turn 4, leaving nothing for later turns.) Single-turn RL
     (N = 1) only sees turn 1, where only the one-step problems, which the base already solves, pay.
   * Fig. 3: after SML the loss on the right answer, written as the step from the teacher's last reply
-    (`reference_dialogues`), falls as the teacher's turns accumulate; the base's falls less.
+    (`reference_dialogues`), is low once a reply has pinned the answer; the base's stays higher. Both curves
+    fall over turns mostly because fewer contexts follow "more than 9" (whose answer nobody can know): one
+    exact reply pins the answer here, so information does not accumulate turn by turn as in the paper.
   * Table 1: sharded problems ("Compute a sum." / "The first number is 37." / "37 is 5 too low.") need the
     same habit: the base computes 37 + 5 when asked in one turn, but in pieces it answers early and then
     anchors on its early answer. The lazy user's last shard is phrased as the teacher phrases a correction, so
@@ -90,7 +92,8 @@ CHAT_TEMPLATE = ("{{ bos_token }}{% for m in messages %}<|{{ m['role'] }}|>{{ m[
                  "{% if add_generation_prompt %}<|assistant|>{% endif %}")
 
 # The base student's habits in the warm-up corpus (see the docstring).
-P_USE = 0.1          # after a reply that carries information (or the sharded task's last shard), the next answer uses it
+P_USE = 0.1          # after a reply that carries information (or the sharded task's last shard), the next
+                     # answer uses it
 P_REPEAT = 0.6       # ... otherwise it repeats its last answer (anchoring), else it guesses nearby
 P_ASK = 0.01         # a turn asks "How far off is N?" instead of answering (seldom: see Fig. 5 below)
 P_CLARIFY = 0.2      # sharded: a turn before the last shard asks for the numbers instead of answering
