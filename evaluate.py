@@ -6,9 +6,10 @@ file rolls out every test problem once per seed (`rollouts`) and turns the dialo
 eval.json entry, one function per figure:
   * Fig. 1-2, §6.1: `success_entry`, the curve and its Student-t 95% interval over seeds (`mean_ci`;
     `combine` takes it over training seeds instead, the paper's 3 seeds).
-  * Fig. 3, §6.1: `answer_loss_by_turn`, the loss on the correct answer after each teacher turn, on one
-    fixed set of contexts shared by every model (`fig3_contexts`), masked on the answer's own tokens (in the
-    tiny world the answer is written as the step from the teacher's last reply, "52 - 3 = \\boxed{49}").
+  * Fig. 3, §6.1: `answer_loss`, the loss on the correct answer after each teacher turn, on one fixed set of
+    contexts shared by every model (`fig3_contexts`), masked on the answer's own tokens (in the tiny world the
+    answer is written as the step from the teacher's last reply, "52 - 3 = \\boxed{49}"), and in the tiny world
+    also at a fixed kind of context: after a reply that placed the answer, and after one that did not.
   * Table 1, §6.3: the sharded task (Lost in Conversation, the lazy user reveals one shard per turn)
     beside the same problems fully specified in one turn ("<task>-sharded" and "<task>-full").
   * Fig. 5-6, §5.2, §6.4: `behaviour_entry`, turn types (answer attempt, clarification, ...), questions per
@@ -42,6 +43,7 @@ import re
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from tqdm.auto import tqdm
@@ -106,6 +108,12 @@ SPREAD_KEYS = ("questions_per_conversation", "asked_rate", "success_when_asked",
                "premature_answer_rate", "premature_answers_per_conversation", "feedback_uptake")
 
 
+# Fig. 3's curves (`answer_loss`): over every context, and at a fixed kind of context, after a teacher's message
+# that placed the answer or after one that did not
+LOSS_KINDS = {"answer_loss_placed": True, "answer_loss_not_placed": False}
+ANSWER_LOSS_CURVES = ("answer_loss_by_turn", *LOSS_KINDS)
+
+
 def half_width(values: list[float]) -> float:
     """The 95% CI half-width of one number measured once per seed (two or more seeds)."""
     return mean_ci([[v] for v in values])[1][0]
@@ -122,7 +130,8 @@ def seed_ci95(entries: list[dict]) -> dict:
 def combine(entries: list[dict]) -> dict:
     """Combine entries for one eval task from several TRAINING seeds (one trained model each) into one
     entry: success_at_turn is their mean and ci95 is computed over them; per_seed holds one curve per
-    trained model; Fig. 3's answer_loss_by_turn gets answer_loss_ci95 and answer_loss_per_seed the same way,
+    trained model; Fig. 3's answer_loss_by_turn gets answer_loss_ci95 and answer_loss_per_seed the same way
+    (and answer_loss_placed its answer_loss_placed_ci95, ...),
     the behaviour numbers seed_ci95; every other number is averaged over the seeds that have it."""
     if not entries:
         raise ValueError("combine needs at least one entry.")
@@ -148,11 +157,12 @@ def combine(entries: list[dict]) -> dict:
             out[key] = average([e.get(key) for e in entries])
         elif key == "turn_types":
             out[key] = {k: sum(e[key].get(k, 0.0) for e in entries) / len(entries) for k in value}
-        elif key == "answer_loss_by_turn":
+        elif key in ANSWER_LOSS_CURVES:
             per_seed = [e[key] for e in entries]
+            name = key.removesuffix("_by_turn")   # answer_loss_ci95, answer_loss_placed_ci95, ...
             out[key] = [average(col) for col in zip(*per_seed)]
-            out["answer_loss_per_seed"] = per_seed
-            out["answer_loss_ci95"] = [None if None in col else half_width(col) for col in zip(*per_seed)]
+            out[f"{name}_per_seed"] = per_seed
+            out[f"{name}_ci95"] = [None if None in col else half_width(col) for col in zip(*per_seed)]
     return out
 
 
@@ -192,7 +202,7 @@ def evaluate(model, tokenizer, problems, teacher, *, n_turns: int = 10, seeds=(0
                     for ds in by_seed]
         entry["seed_ci95"] = seed_ci95(per_seed)
     if answer_contexts:
-        entry["answer_loss_by_turn"] = answer_loss_by_turn(model, tokenizer, answer_contexts, n_turns)
+        entry |= answer_loss(model, tokenizer, answer_contexts, n_turns)
     return entry, by_seed
 
 
@@ -276,14 +286,23 @@ def behaviour_stats(dialogues, sharded: bool) -> dict:
 # Fig. 3: the loss on the correct answer after each teacher turn, on contexts shared by every model.
 # ---------------------------------------------------------------------------------------------
 
-def reference_contexts(dialogues, n_turns: int) -> list[tuple[int, list[int], object, str]]:
-    """(teacher turn t, context ids, problem, correct reply) for every prefix of the reference dialogues that
-    ends with a teacher turn, t = 1..n_turns; the context ends with the assistant header, where the reply would
-    go. The correct reply is `\\boxed{gold}`, unless the teacher's message names the form in which a student
-    writes the answer there (its "answer_form": the tiny world's worked step, "52 - 3 = \\boxed{49}").
-    Only student turns that are wrong are allowed in a context (the answer must not be in it already), so a
-    reference dialogue contributes its prefixes up to its first correct turn. Every model is then scored
-    on exactly these contexts: the same problems at every turn, whoever is being evaluated."""
+class AnswerContext(NamedTuple):
+    """One of Fig. 3's contexts: a dialogue prefix that ends with teacher turn `turn`, and the reply scored there."""
+    turn: int             # t = 1..N: the opening is teacher turn 1
+    ids: list[int]        # the prefix, ending with the assistant header where the reply would go
+    problem: object
+    reply: str            # the correct reply
+    placed: bool | None   # did the teacher's last message say where the answer is? (None: not known)
+
+
+def reference_contexts(dialogues, n_turns: int) -> list[AnswerContext]:
+    """Every prefix of the reference dialogues that ends with a teacher turn, t = 1..n_turns. The correct reply
+    is `\\boxed{gold}`, unless the teacher's message names the form in which a student writes the answer there
+    (its "answer_form": the tiny world's worked step, "52 - 3 = \\boxed{49}"); `placed` is the message's
+    "placed" key where it has one (the tiny world's reference dialogues). Only student turns that are wrong are
+    allowed in a context (the answer must not be in it already), so a reference dialogue contributes its
+    prefixes up to its first correct turn. Every model is then scored on exactly these contexts: the same
+    problems at every turn, whoever is being evaluated."""
     out = []
     for d in dialogues:
         if d.problem.answer is None:
@@ -297,7 +316,8 @@ def reference_contexts(dialogues, n_turns: int) -> list[tuple[int, list[int], ob
                 t += 1
                 if t > n_turns:
                     break
-                out.append((t, context, d.problem, m.get("answer_form") or f"\\boxed{{{d.problem.answer}}}"))
+                out.append(AnswerContext(t, context, d.problem,
+                                         m.get("answer_form") or f"\\boxed{{{d.problem.answer}}}", m.get("placed")))
     return out
 
 
@@ -322,30 +342,51 @@ def answer_tokens(chat, reply: str) -> tuple[list[int], list[int]]:
     return enc["input_ids"], [int(any(own[a:b])) for a, b in enc["offset_mapping"]]
 
 
+
+
 @torch.no_grad()
-def answer_loss_by_turn(model, tokenizer, contexts, n_turns: int, batch_size: int = 8) -> list[float | None]:
-    """For each teacher turn t = 1..n_turns: -log p(correct reply | context), averaged over the reply's own
-    tokens (`answer_tokens`; per token, so long answers don't dominate), then over the contexts of turn t
-    (None where there are none)."""
+def answer_loss(model, tokenizer, contexts: list[AnswerContext], n_turns: int, batch_size: int = 8) -> dict:
+    """Fig. 3's eval.json keys. "answer_loss_by_turn": for each teacher turn t = 1..n_turns, -log p(correct
+    reply | context), averaged over the reply's own tokens (`answer_tokens`; per token, so long answers don't
+    dominate), then over the contexts of turn t (None where there are none).
+
+    Where the contexts say whether the teacher's last message placed the answer (the tiny world's), the same
+    average is also taken over each kind alone ("answer_loss_placed", "answer_loss_not_placed"), with
+    "answer_placed_share", the share of turn t's contexts that are placed. The curve over all contexts mixes
+    the two kinds in proportions that change with t (in the tiny world, the later the turn, the fewer contexts
+    follow a reply that did not place the answer), so only a curve of one kind shows whether the loss falls
+    because the teacher's turns accumulate."""
     chat = dialogue.ChatFormat(tokenizer, check=False)
     device = next(model.parameters()).device
     examples = []
-    for t, context, _, reply in distributed.shard(contexts):  # torchrun: this rank's share; the sums are added
-        ids, mask = answer_tokens(chat, reply)
-        examples.append((t, (context + ids, [0] * len(context) + mask)))
+    for c in distributed.shard(contexts):       # torchrun: this rank's share; the sums are added
+        ids, mask = answer_tokens(chat, c.reply)
+        examples.append((c, (c.ids + ids, [0] * len(c.ids) + mask)))
     examples.sort(key=lambda e: len(e[1][0]))   # similar lengths in a batch: less padding
-    sums, counts = [0.0] * n_turns, [0] * n_turns
+    groups = {"answer_loss_by_turn": None} | LOSS_KINDS   # None: every context
+    sums = {key: [0.0] * n_turns for key in groups}
+    counts = {key: [0] * n_turns for key in groups}
     for i in range(0, len(examples), batch_size):
         batch = examples[i:i + batch_size]
         ids, mask, attention = grpo.batch_tensors([ex for _, ex in batch], chat.pad_id, device)  # (B, T)
         logp = grpo.masked_logprobs(model, ids, mask, attention)                 # (B, T), 0 off the answer
         nll = -logp.sum(1) / mask.sum(1)                                         # (B,) mean over answer tokens
-        for (t, _), value in zip(batch, nll.tolist()):
-            sums[t - 1] += value
-            counts[t - 1] += 1
-    totals = distributed.all_reduce_sum(sums + counts)
-    sums, counts = totals[:n_turns], totals[n_turns:]
-    return [s / c if c else None for s, c in zip(sums, counts)]
+        for (c, _), value in zip(batch, nll.tolist()):
+            for key, kind in groups.items():
+                if kind is None or c.placed is kind:
+                    sums[key][c.turn - 1] += value
+                    counts[key][c.turn - 1] += 1
+    totals = distributed.all_reduce_sum([x for key in groups for x in sums[key] + counts[key]])   # one collective
+    out, n = {}, n_turns
+    for j, key in enumerate(groups):              # each group's n sums, then its n counts, in the order above
+        sums[key], counts[key] = totals[2 * j * n:(2 * j + 1) * n], totals[(2 * j + 1) * n:(2 * j + 2) * n]
+        out[key] = [a / b if b else None for a, b in zip(sums[key], counts[key])]
+    if any(c.placed is not None for c in contexts):
+        out["answer_placed_share"] = [placed / every if every else None for placed, every in
+                                      zip(counts["answer_loss_placed"], counts["answer_loss_by_turn"])]
+    else:                                         # an LLM teacher's dialogues: no kinds, one curve
+        out = {"answer_loss_by_turn": out["answer_loss_by_turn"]}
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -601,7 +642,7 @@ def main(argv=None) -> dict:
                 answer_contexts=contexts.get(task), desc=f"{label}/{task}", max_batch_tokens=args.max_batch_tokens)
             if args.answer_loss and k == 0 and task == args.task and args.task == "math":
                 contexts[task] = fig3_contexts(main_teacher, problems, tokenizer, args.turns, by_seed[0])
-                entry["answer_loss_by_turn"] = answer_loss_by_turn(student, tokenizer, contexts[task], args.turns)
+                entry |= answer_loss(student, tokenizer, contexts[task], args.turns)
             results[label][task] = entry
             for seed_k, ds in enumerate(by_seed):
                 runfolder.write_jsonl(args.out / "dialogues" / f"{label}-{task}-seed{seed_k}.jsonl",

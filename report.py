@@ -124,6 +124,18 @@ def _markdown(results: dict, plots: list[str] | None, n_turns_train: int | None 
         lines += _table(["model", "task"] + [str(t) for t in range(1, N + 1)],
                         [[label, task] + [_pm(v, ci, i, digits=2) for i in range(N)]
                          for label, task, v, ci in losses])
+        kinds = [(label, task, e) for label, by_task in results.items() for task, e in by_task.items()
+                 if e.get("answer_loss_placed")]
+        if kinds:   # the same contexts split by the kind of the teacher's last message
+            share = kinds[0][2]["answer_placed_share"]
+            lines += ["", "The same loss at a fixed kind of context: after a teacher's message that placed the "
+                      "answer (an exact distance), and after one that did not (the opening, \"more than 9\"). "
+                      "Share of placed contexts by turn: " + ", ".join(
+                          "–" if v is None else f"{v:.2f}" for v in share) + ".", ""]
+            lines += _table(["model", "task", "context"] + [str(t) for t in range(1, N + 1)],
+                            [[label, task, kind.removeprefix("answer_loss_").replace("_", " ")]
+                             + [_pm(e[kind], e.get(f"{kind}_ci95"), i, digits=2) for i in range(N)]
+                             for label, task, e in kinds for kind in ("answer_loss_placed", "answer_loss_not_placed")])
         if plots and "answer_loss.png" in plots:
             lines += ["", "![loss on the correct answer](answer_loss.png)"]
     if plots is None:
@@ -228,13 +240,16 @@ def validate_eval_json(obj) -> None:
                   f"'per_seed' should be a list of curves of {len(s)} values")
             for key in ("teacher_leak_rate", "truncated_rate", "overlong_rate", "premature_answer_rate"):
                 check(num(e.get(key, 0), 1), w, f"{key!r} should be a rate in [0, 1], not {e.get(key)!r}")
-            loss = e.get("answer_loss_by_turn") or []
-            check(isinstance(loss, list) and all(v is None or num(v) for v in loss), w,
-                  "'answer_loss_by_turn' should be a list of numbers or nulls")
+            for key in ("answer_loss_by_turn", "answer_loss_placed", "answer_loss_not_placed", "answer_placed_share"):
+                values = e.get(key) or []
+                check(isinstance(values, list) and all(v is None or num(v) for v in values), w,
+                      f"{key!r} should be a list of numbers or nulls")
             spread = e.get("seed_ci95", {})
             check(isinstance(spread, dict) and all(num(v) for v in spread.values()), w,
                   "'seed_ci95' should map names to non-negative numbers")
-            loss_ci = e.get("answer_loss_ci95") or [None] * len(loss)
-            check(isinstance(loss_ci, list) and len(loss_ci) == len(loss)
-                  and all(v is None or num(v) for v in loss_ci),
-                  w, f"'answer_loss_ci95' should be a list of {len(loss)} non-negative numbers or nulls")
+            for key in ("answer_loss", "answer_loss_placed", "answer_loss_not_placed"):
+                loss = e.get("answer_loss_by_turn" if key == "answer_loss" else key) or []
+                loss_ci = e.get(f"{key}_ci95") or [None] * len(loss)
+                check(isinstance(loss_ci, list) and len(loss_ci) == len(loss)
+                      and all(v is None or num(v) for v in loss_ci),
+                      w, f"'{key}_ci95' should be a list of {len(loss)} non-negative numbers or nulls")

@@ -229,8 +229,7 @@ def run(args):
         if "math" in contexts and contexts["math"] is None:
             contexts["math"] = evaluate.fig3_contexts(teacher, suites["math"][0], tokenizer, args.eval_turns,
                                                       base_dialogues["math"])
-            base_results["math"]["answer_loss_by_turn"] = evaluate.answer_loss_by_turn(
-                base, tokenizer, contexts["math"], args.eval_turns)
+            base_results["math"] |= evaluate.answer_loss(base, tokenizer, contexts["math"], args.eval_turns)
     results = {"base": base_results}
     print_curves(results, args.eval_turns)
     trained = {name: [] for name in suites}

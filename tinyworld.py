@@ -262,7 +262,9 @@ def reference_dialogues(problems, tokenizer, n_turns: int, seed: int = 0) -> lis
     worked step ("answer_form"): after the opening the whole sum ("47 + 5 - 3 = \\boxed{49}", which no model
     here computes in one turn), after a reply the step from it ("52 is 3 too high." -> "52 - 3 = \\boxed{49}").
     Scoring a bare \\boxed{49} instead would score a form that a student who uses the reply does not write.
-    After "52 is more than 9 too high." no step reaches the answer, and the bare \\boxed{49} is scored."""
+    After "52 is more than 9 too high." no step reaches the answer, and the bare \\boxed{49} is scored.
+    Each teacher message also says whether it "placed" the answer (an exact distance does; the opening and "more
+    than 9" do not), so that Fig. 3 can be read at a fixed kind of context (evaluate.answer_loss)."""
     chat, teacher = dialogue.ChatFormat(tokenizer), HintTeacher()
     out = []
     for p in problems:
@@ -271,7 +273,7 @@ def reference_dialogues(problems, tokenizer, n_turns: int, seed: int = 0) -> lis
         whole = f"{_first_step(p)} {p.meta['op2']} {p.meta['c']}"
         d.segments.append(("teacher", chat.opening(teacher.opening(p))))
         d.messages.append({"role": "teacher", "turn": 1, "text": teacher.opening(p),
-                           "answer_form": _attempt(p, gold, whole)})
+                           "answer_form": _attempt(p, gold, whole), "placed": False})
         x = _best_effort(p) if _best_effort(p) != gold else gold + rng.choice([-2, -1, 1, 2])
         for t in range(1, n_turns + 1):
             text = _attempt(p, x, _first_step(p) if x == _best_effort(p) else None)
@@ -285,7 +287,8 @@ def reference_dialogues(problems, tokenizer, n_turns: int, seed: int = 0) -> lis
             assert (value == gold) == (where is not None), (reply, gold)
             d.segments.append(("teacher", chat.teacher_turn(reply)))
             d.messages.append({"role": "teacher", "turn": t + 1, "text": reply, "leak": False,
-                               "answer_form": _attempt(p, gold, work if where else None)})
+                               "answer_form": _attempt(p, gold, work if where else None),
+                               "placed": where is not None})
             x = gold + rng.choice([-3, -2, -1, 1, 2, 3]) if rng.random() < 0.7 else x
         d.done = True
         out.append(d)

@@ -107,12 +107,13 @@ def evaluation(tok) -> dict:
     teacher = tinyworld.HintTeacher()
     chat = dialogue.ChatFormat(tok)
     contexts = []
-    for p in problems:
+    for k, p in enumerate(problems):
         opening = chat.opening(teacher.opening(p))
         reply = f"\\boxed{{{p.answer}}}"
-        contexts.append((1, opening, p, reply))
+        contexts.append(evaluate.AnswerContext(1, opening, p, reply, placed=False))
         wrong = chat.encode("\\boxed{7}") + [chat.end_of_turn] + chat.teacher_turn("No.")
-        contexts.append((2, opening + wrong, p, reply))
+        # 4 of the 7 placed: each kind split unevenly over the ranks
+        contexts.append(evaluate.AnswerContext(2, opening + wrong, p, reply, placed=k % 2 == 0))
     entry, by_seed = evaluate.evaluate(model, tok, problems, teacher, n_turns=2, seeds=[0, 1], max_turn_tokens=6,
                                        max_dialogue_tokens=128, answer_contexts=contexts, progress=False)
     return {"problems": [p.id for p in problems], "entry": entry,

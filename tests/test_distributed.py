@@ -111,7 +111,8 @@ def test_evaluation_scores_every_problem_exactly_once_in_order(one_process, two_
             assert [group for _, group, _ in ds] == list(range(len(ev["problems"])))
         assert ev["entry"]["n_problems"] == 7 and len(ev["entry"]["per_seed"]) == 2
         # Fig. 3's loss on fixed contexts: split over ranks, summed back: one process's numbers
-        assert ev["entry"]["answer_loss_by_turn"] == pytest.approx(one["entry"]["answer_loss_by_turn"], rel=1e-5)
+        for key in ("answer_loss_by_turn", "answer_loss_placed", "answer_loss_not_placed", "answer_placed_share"):
+            assert ev["entry"][key] == pytest.approx(one["entry"][key], abs=1e-5), key   # None where no context
     assert two_ranks[0]["eval"]["entry"] == two_ranks[1]["eval"]["entry"]   # every rank computes the same entry
 
 

@@ -47,7 +47,8 @@ def test_mean_ci_by_hand():
 def test_combine_over_training_seeds():
     e = lambda s, q: {"n_problems": 4, "n_turns": 2, "success_at_turn": s, "ci95": None, "per_seed": [s],
                       "questions_per_conversation": q, "turn_types": {"answer_attempt": q},
-                      "answer_loss_by_turn": [2 * q, None]}
+                      "answer_loss_by_turn": [2 * q, None], "answer_loss_placed": [None, q],
+                      "answer_loss_not_placed": [2 * q, 3 * q], "answer_placed_share": [0.0, 0.5]}
     c = evaluate.combine([e([0.5, 0.6], 0.2), e([0.6, 0.7], 0.4), e([0.7, 0.8], 0.6)])
     assert c["success_at_turn"] == pytest.approx([0.6, 0.7])
     assert c["ci95"] == pytest.approx([0.2484, 0.2484], abs=1e-4)
@@ -59,9 +60,18 @@ def test_combine_over_training_seeds():
     assert c["answer_loss_ci95"][0] == pytest.approx(4.303 * 0.4 / 3 ** 0.5, abs=1e-3)
     assert c["answer_loss_ci95"][1] is None and c["answer_loss_per_seed"] == [[0.4, None], [0.8, None], [1.2, None]]
     assert c["seed_ci95"]["questions_per_conversation"] == pytest.approx(4.303 * 0.2 / 3 ** 0.5, abs=1e-3)
+    # ... and so does each kind of context's; the share of placed contexts is the same for every seed
+    assert c["answer_loss_placed"] == pytest.approx([None, 0.4]) and c["answer_loss_placed_ci95"][0] is None
+    assert c["answer_loss_placed_ci95"][1] == pytest.approx(4.303 * 0.2 / 3 ** 0.5, abs=1e-3)
+    assert c["answer_loss_not_placed"] == pytest.approx([0.8, 1.2]) and len(c["answer_loss_not_placed_per_seed"]) == 3
+    assert c["answer_placed_share"] == [0.0, 0.5]
     report.validate_eval_json({"m": {"math": c}})
     md = report._markdown({"m": {"math": c}}, plots=None)
     assert "| m | math | 0.80 ± 0.99 | – |" in md and "| m | math | 0.40 ± 0.50 |" in md
+    assert "Share of placed contexts by turn: 0.00, 0.50." in md
+    assert "| m | math | placed | – | 0.40 ± 0.50 |" in md and "| m | math | not placed | 0.80 ± 0.99 | 1.20 ± 1.49 |" in md
+    with pytest.raises(ValueError, match="answer_loss_placed_ci95"):
+        report.validate_eval_json({"m": {"math": {**c, "answer_loss_placed_ci95": [0.1]}}})
     with pytest.raises(ValueError, match="answer_loss_ci95"):
         report.validate_eval_json({"m": {"math": {**c, "answer_loss_ci95": [0.1]}}})
 
@@ -132,18 +142,21 @@ def test_answer_loss_contexts_are_fixed_prefixes_and_the_mask_is_on_the_answer_i
     chat = ChatFormat(tok)
     d = _two_turn_dialogue(chat)
     contexts = evaluate.reference_contexts([d], n_turns=10)
-    assert [t for t, _, _, _ in contexts] == [1, 2]                  # one context per teacher turn
-    for (t, context, problem, reply), end in zip(contexts, [1, 3]):
+    assert [c.turn for c in contexts] == [1, 2]                      # one context per teacher turn
+    for (t, context, problem, reply, placed), end in zip(contexts, [1, 3]):
         assert context == [i for _, seg in d.segments[:end] for i in seg] and problem is d.problem
         assert context[-1] == tok.convert_tokens_to_ids("<|assistant|>")
         assert reply == "\\boxed{85}"                                # no answer_form: the bare boxed answer
+        assert placed is None                                        # no "placed" key: the kind is not known
     ids, mask = evaluate.answer_tokens(chat, "\\boxed{85}")
     assert ids == chat.encode("\\boxed{85}") and tok.decode([i for i, m in zip(ids, mask) if m]) == "85"
     step, step_mask = evaluate.answer_tokens(chat, "52 - 3 = \\boxed{49}")   # a worked step: all but box and spaces
     assert tok.decode([i for i, m in zip(step, step_mask) if m]).replace(" ", "") == "52-3=49"
-    losses = evaluate.answer_loss_by_turn(model, tok, contexts, n_turns=3)
+    entry = evaluate.answer_loss(model, tok, contexts, n_turns=3)
+    assert set(entry) == {"answer_loss_by_turn"}                     # no kinds: one curve
+    losses = entry["answer_loss_by_turn"]
     assert losses[2] is None                                         # no context reaches teacher turn 3
-    for (t, context, _, _), got in zip(contexts, losses):            # by hand, from full logits
+    for (t, context, *_), got in zip(contexts, losses):              # by hand, from full logits
         full = context + ids
         with torch.no_grad():
             logp = torch.log_softmax(model(torch.tensor([full])).logits[0].float(), -1)   # (T, V)
@@ -152,16 +165,28 @@ def test_answer_loss_contexts_are_fixed_prefixes_and_the_mask_is_on_the_answer_i
         assert got == pytest.approx(manual, abs=1e-4)
     # a different hint changes the loss after turn 2 only; batching and padding change nothing
     other = _two_turn_dialogue(chat, hint="The tens digit is 8.")
-    both = evaluate.answer_loss_by_turn(model, tok, evaluate.reference_contexts([d, other], 2), 2, batch_size=4)
-    alone = evaluate.answer_loss_by_turn(model, tok, evaluate.reference_contexts([other], 2), 2, batch_size=1)
+    both_contexts = evaluate.reference_contexts([d, other], 2)
+    both = evaluate.answer_loss(model, tok, both_contexts, 2, batch_size=4)["answer_loss_by_turn"]
+    alone = evaluate.answer_loss(model, tok, evaluate.reference_contexts([other], 2), 2,
+                                 batch_size=1)["answer_loss_by_turn"]
     assert alone[0] == pytest.approx(losses[0], abs=1e-5) and alone[1] != pytest.approx(losses[1], abs=1e-4)
     assert both == pytest.approx([losses[0], (losses[1] + alone[1]) / 2], abs=1e-5)
+    # where the teacher's messages say whether they placed the answer, each kind is averaged on its own
+    other.messages[2]["placed"] = True
+    for dd in (d, other):
+        dd.messages[0]["placed"] = False
+    d.messages[2]["placed"] = False
+    split = evaluate.answer_loss(model, tok, evaluate.reference_contexts([d, other], 2), 2, batch_size=3)
+    assert split["answer_loss_by_turn"] == pytest.approx(both, abs=1e-5)
+    assert split["answer_loss_placed"] == pytest.approx([None, alone[1]], abs=1e-5)      # other's hint only
+    assert split["answer_loss_not_placed"] == pytest.approx([losses[0], losses[1]], abs=1e-5)
+    assert split["answer_placed_share"] == [0.0, 0.5]
     # the answer must never be in a context: a dialogue contributes its prefixes up to its first correct turn
     solved = _two_turn_dialogue(chat, second="\\boxed{85}", correct=True)
-    assert [t for t, _, _, _ in evaluate.reference_contexts([solved], 10)] == [1, 2]
+    assert [c.turn for c in evaluate.reference_contexts([solved], 10)] == [1, 2]
     first_right = _two_turn_dialogue(chat)
     first_right.messages[1]["correct"] = True
-    assert [t for t, _, _, _ in evaluate.reference_contexts([first_right], 10)] == [1]
+    assert [c.turn for c in evaluate.reference_contexts([first_right], 10)] == [1]
 
 
 TURNS = [  # (text, task, type)

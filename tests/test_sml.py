@@ -45,7 +45,11 @@ def test_every_method_runs_end_to_end(tmp_path, method):
     report.validate_eval_json(results)
     assert set(results) == {"base", method} and set(results[method]) == {"math", "math-sharded", "math-full"}
     assert len(results["base"]["math"]["per_seed"]) == base_seeds and sml.parse_args([]).eval_seeds == 3
-    assert (out / "results.md").exists()
+    for label in ("base", method):   # Fig. 3 on the tiny world's reference contexts, also split by kind
+        entry = results[label]["math"]
+        assert all(len(entry[k]) == 3 for k in ("answer_loss_by_turn", "answer_loss_placed", "answer_placed_share"))
+        assert entry["answer_placed_share"][0] == 0 and entry["answer_loss_placed"][0] is None   # the opening
+    assert "Share of placed contexts by turn" in (out / "results.md").read_text()
     stage = out / "seed-0" / ("stage-rl" if method in ("qprime", "sft-rl") else "")
     assert (stage / "finished").exists() and list((stage / "checkpoints").glob("step-*"))
     if method in ("qprime", "sft-rl", "mt-sft"):

@@ -250,24 +250,26 @@ def test_reference_dialogues_are_wrong_answers_and_the_teachers_replies(tok):
             expected = expected + (chat.teacher_turn(reply) if reply else [])
         assert d.ids == expected
     contexts = evaluate.reference_contexts(ds, 5)
-    assert sorted(t for t, _, _, _ in contexts) == sorted(list(range(1, 6)) * 30)    # every problem at every turn
+    assert sorted(c.turn for c in contexts) == sorted(list(range(1, 6)) * 30)        # every problem at every turn
     # Fig. 3 scores the correct reply in the form this student writes: the whole sum after the opening, then
     # the step from the teacher's last reply ("52 is 3 too high." -> "52 - 3 = \\boxed{49}")
     for d in ds:
         m, gold = d.problem.meta, d.problem.answer
         teacher = [msg for msg in d.messages if msg["role"] == "teacher"]
         assert teacher[0]["answer_form"] == f"{m['a']} {m['op']} {m['b']} {m['op2']} {m['c']} = \\boxed{{{gold}}}"
+        assert teacher[0]["placed"] is False                                         # the opening places nothing
         for msg in teacher[1:]:
             if re.fullmatch(r"\d+ is more than 9 too (high|low)\.", msg["text"]):      # no step reaches the answer
-                assert msg["answer_form"] == f"\\boxed{{{gold}}}"
+                assert msg["answer_form"] == f"\\boxed{{{gold}}}" and msg["placed"] is False
                 continue
+            assert msg["placed"] is True
             n, dist, side = re.fullmatch(r"(\d+) is (\d) too (high|low)\.", msg["text"]).groups()
             assert msg["answer_form"] == f"{n} {'-' if side == 'high' else '+'} {dist} = \\boxed{{{gold}}}"
             assert eval(msg["answer_form"].split(" =")[0]) == int(gold)
     far = [msg for d in ds for msg in d.messages if "more than 9" in msg["text"]]
     assert 0 < len(far) < 30 * 4 / 2                                                 # far first steps, some repeats
-    assert [reply for _, _, _, reply in contexts] == [msg["answer_form"] for d in ds for msg in d.messages
-                                                      if msg["role"] == "teacher"]
+    teacher = [msg for d in ds for msg in d.messages if msg["role"] == "teacher"]
+    assert [(c.reply, c.placed) for c in contexts] == [(msg["answer_form"], msg["placed"]) for msg in teacher]
     again = tinyworld.reference_dialogues(problems, tok, n_turns=5)
     assert [d.ids for d in again] == [d.ids for d in ds]                              # the same for every model
 
