@@ -39,8 +39,10 @@ Why SML should help, and where
     (N = 1) only sees turn 1, where only the one-step problems, which the base already solves, pay.
   * Fig. 3: after SML the loss on the right answer, written as the step from the teacher's last reply
     (`reference_dialogues`), is low once a reply has pinned the answer; the base's stays higher. Both curves
-    fall over turns mostly because fewer contexts follow "more than 9" (whose answer nobody can know): one
-    exact reply pins the answer here, so information does not accumulate turn by turn as in the paper.
+    fall over turns only because fewer contexts follow "more than 9" (whose answer nobody can know): one exact
+    reply pins the answer here, so information does not accumulate turn by turn as in the paper. The loss at a
+    fixed kind of context (evaluate.answer_loss, "placed") shows it: level over turns 2-5, 0.04-0.10 after MT-RL
+    against the base's 0.31-0.40.
   * Table 1: sharded problems ("Compute a sum." / "The first number is 37." / "37 is 5 too low.") need the
     same habit: the base computes 37 + 5 when asked in one turn, but in pieces it answers early and then
     anchors on its early answer. The lazy user's last shard is phrased as the teacher phrases a correction, so
