@@ -193,13 +193,16 @@ def _plots(out: Path, results: dict, n_turns_train: int | None) -> list[str] | N
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(fontsize=8)
         save(fig, f"success_by_turn_{task}.png")
-    losses = [(f"{label} ({task})", e["answer_loss_by_turn"]) for label, by_task in results.items()
+    losses = [(f"{label} ({task})", e) for label, by_task in results.items()
               for task, e in by_task.items() if e.get("answer_loss_by_turn")]
     if losses:
         fig, ax = plt.subplots(figsize=(5.5, 3.8))
-        for name, values in losses:
-            points = [(t, v) for t, v in enumerate(values, start=1) if v is not None]
-            ax.plot([t for t, _ in points], [v for _, v in points], marker="o", ms=3, label=name)
+        for name, e in losses:   # every context (solid), and after a message that placed the answer (dashed)
+            for key, style, suffix in (("answer_loss_by_turn", "-", ""), ("answer_loss_placed", "--", ", placed")):
+                points = [(t, v) for t, v in enumerate(e.get(key) or [], start=1) if v is not None]
+                if points:
+                    line, = ax.plot([t for t, _ in points], [v for _, v in points], style, marker="o", ms=3,
+                                    label=name + suffix, **({"color": line.get_color()} if suffix else {}))
         ax.set(xlabel="teacher turn", ylabel="loss on the correct answer (nats/token)")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(fontsize=8)
