@@ -248,7 +248,9 @@ def _results():
     types = {k: 0.0 for k in report.TURN_TYPES} | {"answer_attempt": 0.75, "clarification": 0.25}
     return {
         "base": {"math": _entry([0.2, 0.3, 0.4], [0.05, 0.05, 0.1], turn_types=types, questions_per_conversation=0.5,
-                                teacher_leak_rate=0.0, truncated_rate=0.1, answer_loss_by_turn=[2.0, 1.5, None]),
+                                teacher_leak_rate=0.0, truncated_rate=0.1, answer_loss_by_turn=[2.0, 1.5, None],
+                                answer_loss_placed=[None, 0.5, None], answer_loss_not_placed=[2.0, 3.5, None],
+                                answer_placed_share=[0.0, 0.5, None]),
                  "math-sharded": _entry([0.1, 0.2, 0.25], premature_answer_rate=0.8, turn_types=types),
                  "math-full": _entry([0.6], [0.05])},
         "sml": {"math": _entry([0.3, 0.5, 0.6], [0.02, 0.03, 0.04]),
@@ -269,7 +271,7 @@ def test_write_report(tmp_path):
     # Table 1 pairs the sharded problems with the same problems fully specified, not with the main set
     assert "| Math | Full | 60.0 ± 5.0 | 70.0 ± 3.0 |" in md and "| Math | Sharded | 25.0 | 35.0 |" in md
     assert "Turn types" in md and "questions / conversation" in md and "80.0%" in md
-    assert "Loss on the correct answer" in md
+    assert "Loss on the correct answer" in md and "| base | math | placed | – | 0.50 | – |" in md
     assert not list(tmp_path.glob("*.tmp"))
     try:
         import matplotlib  # noqa: F401
