@@ -342,8 +342,6 @@ def answer_tokens(chat, reply: str) -> tuple[list[int], list[int]]:
     return enc["input_ids"], [int(any(own[a:b])) for a, b in enc["offset_mapping"]]
 
 
-
-
 @torch.no_grad()
 def answer_loss(model, tokenizer, contexts: list[AnswerContext], n_turns: int, batch_size: int = 8) -> dict:
     """Fig. 3's eval.json keys. "answer_loss_by_turn": for each teacher turn t = 1..n_turns, -log p(correct

@@ -250,9 +250,11 @@ def validate_eval_json(obj) -> None:
             spread = e.get("seed_ci95", {})
             check(isinstance(spread, dict) and all(num(v) for v in spread.values()), w,
                   "'seed_ci95' should map names to non-negative numbers")
-            for key in ("answer_loss", "answer_loss_placed", "answer_loss_not_placed"):
-                loss = e.get("answer_loss_by_turn" if key == "answer_loss" else key) or []
-                loss_ci = e.get(f"{key}_ci95") or [None] * len(loss)
+            for key, ci_key in (("answer_loss_by_turn", "answer_loss_ci95"),
+                                ("answer_loss_placed", "answer_loss_placed_ci95"),
+                                ("answer_loss_not_placed", "answer_loss_not_placed_ci95")):
+                loss = e.get(key) or []
+                loss_ci = e.get(ci_key) or [None] * len(loss)
                 check(isinstance(loss_ci, list) and len(loss_ci) == len(loss)
                       and all(v is None or num(v) for v in loss_ci),
-                      w, f"'{key}_ci95' should be a list of {len(loss)} non-negative numbers or nulls")
+                      w, f"{ci_key!r} should be a list of {len(loss)} non-negative numbers or nulls")

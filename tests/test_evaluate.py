@@ -69,7 +69,8 @@ def test_combine_over_training_seeds():
     md = report._markdown({"m": {"math": c}}, plots=None)
     assert "| m | math | 0.80 ± 0.99 | – |" in md and "| m | math | 0.40 ± 0.50 |" in md
     assert "Share of placed contexts by turn: 0.00, 0.50." in md
-    assert "| m | math | placed | – | 0.40 ± 0.50 |" in md and "| m | math | not placed | 0.80 ± 0.99 | 1.20 ± 1.49 |" in md
+    assert "| m | math | placed | – | 0.40 ± 0.50 |" in md
+    assert "| m | math | not placed | 0.80 ± 0.99 | 1.20 ± 1.49 |" in md
     with pytest.raises(ValueError, match="answer_loss_placed_ci95"):
         report.validate_eval_json({"m": {"math": {**c, "answer_loss_placed_ci95": [0.1]}}})
     with pytest.raises(ValueError, match="answer_loss_ci95"):
@@ -165,8 +166,8 @@ def test_answer_loss_contexts_are_fixed_prefixes_and_the_mask_is_on_the_answer_i
         assert got == pytest.approx(manual, abs=1e-4)
     # a different hint changes the loss after turn 2 only; batching and padding change nothing
     other = _two_turn_dialogue(chat, hint="The tens digit is 8.")
-    both_contexts = evaluate.reference_contexts([d, other], 2)
-    both = evaluate.answer_loss(model, tok, both_contexts, 2, batch_size=4)["answer_loss_by_turn"]
+    both = evaluate.answer_loss(model, tok, evaluate.reference_contexts([d, other], 2), 2,
+                                batch_size=4)["answer_loss_by_turn"]
     alone = evaluate.answer_loss(model, tok, evaluate.reference_contexts([other], 2), 2,
                                  batch_size=1)["answer_loss_by_turn"]
     assert alone[0] == pytest.approx(losses[0], abs=1e-5) and alone[1] != pytest.approx(losses[1], abs=1e-4)
