@@ -361,7 +361,8 @@ def answer_loss(model, tokenizer, contexts: list[AnswerContext], n_turns: int, b
         ids, mask = answer_tokens(chat, c.reply)
         examples.append((c, (c.ids + ids, [0] * len(c.ids) + mask)))
     examples.sort(key=lambda e: len(e[1][0]))   # similar lengths in a batch: less padding
-    groups = {"answer_loss_by_turn": None} | LOSS_KINDS   # None: every context
+    kinds = any(c.placed is not None for c in contexts)   # an LLM teacher's dialogues have none: one curve
+    groups = {"answer_loss_by_turn": None} | (LOSS_KINDS if kinds else {})   # None: every context
     sums = {key: [0.0] * n_turns for key in groups}
     counts = {key: [0] * n_turns for key in groups}
     for i in range(0, len(examples), batch_size):
@@ -374,16 +375,12 @@ def answer_loss(model, tokenizer, contexts: list[AnswerContext], n_turns: int, b
                 if kind is None or c.placed is kind:
                     sums[key][c.turn - 1] += value
                     counts[key][c.turn - 1] += 1
-    totals = distributed.all_reduce_sum([x for key in groups for x in sums[key] + counts[key]])   # one collective
-    out, n = {}, n_turns
-    for j, key in enumerate(groups):              # each group's n sums, then its n counts, in the order above
-        sums[key], counts[key] = totals[2 * j * n:(2 * j + 1) * n], totals[(2 * j + 1) * n:(2 * j + 2) * n]
-        out[key] = [a / b if b else None for a, b in zip(sums[key], counts[key])]
-    if any(c.placed is not None for c in contexts):
-        out["answer_placed_share"] = [placed / every if every else None for placed, every in
-                                      zip(counts["answer_loss_placed"], counts["answer_loss_by_turn"])]
-    else:                                         # an LLM teacher's dialogues: no kinds, one curve
-        out = {"answer_loss_by_turn": out["answer_loss_by_turn"]}
+    flat = [x for key in groups for x in sums[key] + counts[key]]
+    totals = torch.tensor(distributed.all_reduce_sum(flat), dtype=torch.float64).view(len(groups), 2, n_turns)
+    totals = totals.tolist()                      # [group][0: sums, 1: counts][turn], groups in the order above
+    out = {key: [s / n if n else None for s, n in zip(*totals[j])] for j, key in enumerate(groups)}
+    if kinds:   # the placed contexts' count over every context's
+        out["answer_placed_share"] = [p / n if n else None for p, n in zip(totals[1][1], totals[0][1])]
     return out
 
 

@@ -286,11 +286,11 @@ def reference_dialogues(problems, tokenizer, n_turns: int, seed: int = 0) -> lis
             reply, where = hint(gold, text)
             # the step from a one-digit distance lands on the answer; from "more than 9" no step does
             value, work = _use(reply, x)
-            assert (value == gold) == (where is not None), (reply, gold)
+            placed = where is not None
+            assert (value == gold) == placed, (reply, gold)
             d.segments.append(("teacher", chat.teacher_turn(reply)))
             d.messages.append({"role": "teacher", "turn": t + 1, "text": reply, "leak": False,
-                               "answer_form": _attempt(p, gold, work if where else None),
-                               "placed": where is not None})
+                               "answer_form": _attempt(p, gold, work if placed else None), "placed": placed})
             x = gold + rng.choice([-3, -2, -1, 1, 2, 3]) if rng.random() < 0.7 else x
         d.done = True
         out.append(d)
