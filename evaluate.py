@@ -4,7 +4,7 @@ The paper's main measure is how often the student has solved a problem *by* turn
 with a teacher, for t = 1..N, with N = 10 at test time although training used N = 4 (§5.4). This
 file rolls out every test problem once per seed (`rollouts`) and turns the dialogues into one
 eval.json entry, one function per figure:
-  * Fig. 1-2, §6.1: `success_entry`, the curve and its Student-t 95% interval over seeds (`mean_ci`;
+  * Fig. 1-2, §6.1: `success_entry`, the curve and its Student-t 95% interval over seeds (`stats.mean_ci`;
     `combine` takes it over training seeds instead, the paper's 3 seeds).
   * Fig. 3, §6.1: `answer_loss`, the loss on the correct answer after each teacher turn, on one fixed set of
     contexts shared by every model (`fig3_contexts`), masked on the answer's own tokens (in the tiny world the
@@ -57,10 +57,11 @@ import tinyworld
 import verify
 from report import QUESTION_TYPES, TURN_TYPES, write_report
 from runfolder import UserError
+from stats import half_width, mean_ci
 
 
 # ---------------------------------------------------------------------------------------------
-# The curve (§5.1) and its 95% confidence interval (§5.4).
+# The curve (§5.1); stats.py gives its 95% confidence interval over seeds (§5.4).
 # ---------------------------------------------------------------------------------------------
 
 def success_curve(dialogues, n_turns: int) -> list[float]:
@@ -74,34 +75,6 @@ def success_curve(dialogues, n_turns: int) -> list[float]:
     return [sum(s <= t for s in solved) / n for t in range(1, n_turns + 1)]
 
 
-# t_{0.975, df} for df = 1..30. For larger df, a Cornish-Fisher expansion around the normal
-# quantile is within 1e-5 of the exact value, so scipy is not needed.
-_T975 = [12.7062, 4.3027, 3.1824, 2.7764, 2.5706, 2.4469, 2.3646, 2.3060, 2.2622, 2.2281, 2.2010,
-         2.1788, 2.1604, 2.1448, 2.1314, 2.1199, 2.1098, 2.1009, 2.0930, 2.0860, 2.0796, 2.0739,
-         2.0687, 2.0639, 2.0595, 2.0555, 2.0518, 2.0484, 2.0452, 2.0423]
-
-
-def t975(df: int) -> float:
-    """The 97.5% quantile of Student's t with df degrees of freedom (two-sided 95%)."""
-    if df <= 30:
-        return _T975[df - 1]
-    z = 1.959963984540054
-    return z + (z ** 3 + z) / (4 * df) + (5 * z ** 5 + 16 * z ** 3 + 3 * z) / (96 * df ** 2)
-
-
-def mean_ci(curves: list[list[float]]) -> tuple[list[float], list[float] | None]:
-    """Mean over seeds, and the 95% CI half-width t_{0.975,n-1} * s / sqrt(n) (s with Bessel's
-    correction), computed turn by turn. The half-width is None for a single seed."""
-    n = len(curves)
-    if n == 0 or len({len(c) for c in curves}) != 1:
-        raise ValueError(f"mean_ci needs one or more curves of equal length, got lengths {[len(c) for c in curves]}.")
-    mean = [sum(col) / n for col in zip(*curves)]   # averaging keeps a non-decreasing curve non-decreasing
-    if n == 1:
-        return mean, None
-    sd = [math.sqrt(sum((x - m) ** 2 for x in col) / (n - 1)) for col, m in zip(zip(*curves), mean)]
-    return mean, [t975(n - 1) * s / math.sqrt(n) for s in sd]
-
-
 # The behaviour numbers that get a CI over seeds (seed_ci95), as the success curve does; "turn_types.k" is
 # the share of turn type k.
 SPREAD_KEYS = ("questions_per_conversation", "asked_rate", "success_when_asked", "success_when_not_asked",
@@ -112,11 +85,6 @@ SPREAD_KEYS = ("questions_per_conversation", "asked_rate", "success_when_asked",
 # that placed the answer or after one that did not
 LOSS_KINDS = {"answer_loss_placed": True, "answer_loss_not_placed": False}
 ANSWER_LOSS_CURVES = ("answer_loss_by_turn", *LOSS_KINDS)
-
-
-def half_width(values: list[float]) -> float:
-    """The 95% CI half-width of one number measured once per seed (two or more seeds)."""
-    return mean_ci([[v] for v in values])[1][0]
 
 
 def seed_ci95(entries: list[dict]) -> dict:

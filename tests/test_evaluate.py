@@ -31,19 +31,6 @@ def test_success_curve_by_hand():
     assert evaluate.success_curve([_d(7)], 3) == [0.0, 0.0, 0.0]         # solved after the horizon
 
 
-def test_mean_ci_by_hand():
-    mean, ci = evaluate.mean_ci([[0.5, 0.1], [0.6, 0.1], [0.7, 0.1]])
-    assert mean == pytest.approx([0.6, 0.1])
-    # s = 0.1 (Bessel), t_{0.975, 2} = 4.3027 -> 4.3027 * 0.1 / sqrt(3)
-    assert ci == pytest.approx([4.3027 * 0.1 / math.sqrt(3), 0.0], abs=1e-6)
-    assert ci[0] == pytest.approx(0.2484, abs=1e-4)
-    assert evaluate.mean_ci([[0.2, 0.4]]) == ([0.2, 0.4], None)
-    assert evaluate.t975(1) == pytest.approx(12.706, abs=1e-3)
-    assert evaluate.t975(100) == pytest.approx(1.98397, abs=1e-4)     # the expansion beyond the table
-    with pytest.raises(ValueError):
-        evaluate.mean_ci([[0.1], [0.1, 0.2]])
-
-
 def test_combine_over_training_seeds():
     e = lambda s, q: {"n_problems": 4, "n_turns": 2, "success_at_turn": s, "ci95": None, "per_seed": [s],
                       "questions_per_conversation": q, "turn_types": {"answer_attempt": q},
