@@ -5,18 +5,24 @@ evaluate.py measures; this file writes down what it measured, for a person and f
   * results.md: success by turn with 95% CIs (Fig. 1-2), "Full vs Sharded" (Table 1), in-domain vs transfer
     (Fig. 4, when the models were trained on one task), turn types and questions (Fig. 5-6), the loss on the
     correct answer by turn (Fig. 3);
-  * success_by_turn_<task>.png and answer_loss.png when matplotlib is installed.
+  * success_by_turn_<task>.png and answer_loss.png when matplotlib is installed;
+  * "A beats B": `differences`, each difference between two models' numbers with its own 95% CI (Welch's t,
+    stats.welch_ci), in results.md against the base, and for any two runs from the command line.
 
     python -c "import json, report; report.write_report('out', json.load(open('runs/<run>/eval.json')))"
+    python report.py compare runs/<mt-rl run> runs/<st-rl run>     # each run's trained model (or RUN:LABEL)
 """
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
+import sys
 from pathlib import Path
 
 import runfolder
+import stats
 
 TURN_TYPES = ("answer_attempt", "clarification", "interrogation", "discussion", "hedge", "refuse", "missing")
 QUESTION_TYPES = ("clarification", "interrogation")
@@ -93,6 +99,7 @@ def _markdown(results: dict, plots: list[str] | None, n_turns_train: int | None 
         lines += _table(["domain", "setting"] + list(results), rows)
     if trained_on:
         lines += _transfer_table(results, names, n_turns_train, trained_on)
+    lines += _against_base(results, names, n_turns_train)
     rows, types = [], []
     for label, by_task in results.items():
         for task, e in by_task.items():
@@ -154,6 +161,112 @@ def _transfer_table(results: dict, names: list[str], n_turns_train: int | None, 
             for task in full for label, r in results.items() if task in r]
     return (["", f"## Transfer (Fig. 4): trained on {trained_on}, evaluated on every task", ""]
             + _table(["eval task", "", "model"] + [f"turn {t}" for t in turns], rows))
+
+
+def _against_base(results: dict, names: list[str], n_turns_train: int | None) -> list[str]:
+    """Each model minus the base, on every task both have: success at turn 1, at the training horizon and at the
+    last turn, and feedback uptake, each difference with its 95% CI (Welch). Empty without a base."""
+    if "base" not in results:
+        return []
+    rows = []
+    for label, r in results.items():
+        for task in [t for t in names if t in r and t in results["base"] and label != "base"]:
+            N = len(r[task]["success_at_turn"])
+            turns = sorted({t for t in (1, n_turns_train or 1, N) if t <= N})
+            rows += [[label, task, *_difference_cells(*d)]
+                     for d in differences(r[task], results["base"][task], turns, ("feedback_uptake",))]
+    if not rows:
+        return []
+    return (["", "## Against the base: each difference with its own 95% CI (Welch's t over seeds; \"clear\": the "
+             "CI excludes 0)", ""]
+            + _table(["model", "task", "number", "value", "base", "difference", "95% CI", ""], rows))
+
+
+def _difference_cells(name: str, a: float, b: float, diff: float, hw: float) -> list[str]:
+    return [name, f"{a:.3f}", f"{b:.3f}", f"{diff:+.3f}", f"[{diff - hw:+.3f}, {diff + hw:+.3f}]",
+            "clear" if abs(diff) > hw else "–"]
+
+
+# ---------------------------------------------------------------------------------------------
+# "A beats B": the difference of two models' numbers, with its own 95% CI.
+# ---------------------------------------------------------------------------------------------
+
+def seed_summary(e: dict, number: int | str) -> tuple[float, float, int] | None:
+    """(mean, sd, n) of one of an entry's numbers over the n seeds its CI was taken over (per_seed's curves):
+    success at turn `number` (an int) from per_seed; a behaviour number (a key of seed_ci95, such as
+    "feedback_uptake" or "turn_types.clarification") from its mean and CI half-width, as
+    sd = half-width * sqrt(n) / t_{0.975, n-1}. None where the number was not measured over 2 or more seeds."""
+    n = len(e.get("per_seed") or [])
+    if n < 2:
+        return None
+    if isinstance(number, int):
+        if not 1 <= number <= len(e["success_at_turn"]):
+            return None
+        values = [curve[number - 1] for curve in e["per_seed"]]
+        mean = sum(values) / n
+        return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)), n
+    group, _, kind = number.partition(".")
+    mean = e.get("turn_types", {}).get(kind) if group == "turn_types" else e.get(number)
+    hw = (e.get("seed_ci95") or {}).get(number)
+    if mean is None or hw is None:
+        return None
+    return mean, hw * math.sqrt(n) / stats.t975(n - 1), n
+
+
+def differences(a: dict, b: dict, turns: list[int] | None = None,
+                keys: tuple[str, ...] | None = None) -> list[tuple[str, float, float, float, float]]:
+    """Model A against model B on one eval task (their two entries): for each number measured over 2 or more
+    seeds in both, (name, A, B, A - B, 95% CI half-width of A - B by Welch's t). Success at `turns` (default:
+    1, 2, 4 and the last; a turn at which neither curve moved since the one before is left out, as every turn
+    after the first of a one-turn task), then `keys` (default: every behaviour number with a CI in both)."""
+    N = min(len(a["success_at_turn"]), len(b["success_at_turn"]))
+    turns = [t for t in turns or sorted({1, min(2, N), min(4, N), N}) if t <= N]
+
+    def moved(t: int, since: int) -> bool:   # did either curve change between the two turns, in any seed?
+        return any(c[t - 1] != c[since - 1] for e in (a, b) for c in e.get("per_seed") or [])
+    turns = [t for i, t in enumerate(turns) if i == 0 or moved(t, turns[i - 1])]
+    if keys is None:
+        keys = tuple(k for k in a.get("seed_ci95") or {} if k in (b.get("seed_ci95") or {}))
+    rows = []
+    for number in [*turns, *keys]:
+        sa, sb = seed_summary(a, number), seed_summary(b, number)
+        if sa and sb:
+            name = f"success at turn {number}" if isinstance(number, int) else number
+            rows.append((name, sa[0], sb[0], *stats.welch_ci(sa, sb)))
+    return rows
+
+
+def _model(spec: str) -> tuple[str, dict]:
+    """RUN[:LABEL] (a run folder or an eval.json) -> (name for the table, {eval task: entry})."""
+    path, sep, label = spec.rpartition(":")
+    if not sep or not Path(path).exists():
+        path, label = spec, ""
+    f = Path(path) / "eval.json" if Path(path).is_dir() else Path(path)
+    if not f.is_file():
+        raise runfolder.UserError(f"{path}: there is no eval.json there; give a run folder or an eval.json file.")
+    results = json.loads(f.read_text())
+    trained = [k for k in results if k != "base"] or list(results)
+    if not label and len(trained) != 1:
+        raise runfolder.UserError(f"{path} holds the models {list(results)}; name one as {path}:LABEL.")
+    label = label or trained[0]
+    if label not in results:
+        raise runfolder.UserError(f"{path} has no model {label!r}; it holds {list(results)}.")
+    return f"{label} ({path})", results[label]
+
+
+def compare(spec_a: str, spec_b: str, turns: list[int] | None = None) -> str:
+    """The markdown table of `python report.py compare A B`: every eval task both models have, every number."""
+    (name_a, a), (name_b, b) = _model(spec_a), _model(spec_b)
+    tasks = [t for t in sorted(a, key=lambda t: (t.split("-")[0], t)) if t in b]
+    if not tasks:
+        raise runfolder.UserError(f"{name_a} and {name_b} share no eval task: nothing to compare.")
+    rows = [[task, *_difference_cells(*d)] for task in tasks for d in differences(a[task], b[task], turns)]
+    if not rows:
+        raise runfolder.UserError("No number was measured over 2 or more seeds in both: a CI needs seeds "
+                                  "(sml.py --seeds 3, evaluate.py --seeds 3).")
+    return "\n".join([f"A = {name_a}, B = {name_b}: each difference A - B with its own 95% CI (Welch's t over "
+                      "seeds; \"clear\": the CI excludes 0).", ""]
+                     + _table(["task", "number", "A", "B", "A - B", "95% CI", ""], rows)) + "\n"
 
 
 def _plots(out: Path, results: dict, n_turns_train: int | None) -> list[str] | None:
@@ -258,3 +371,23 @@ def validate_eval_json(obj) -> None:
                 check(isinstance(loss_ci, list) and len(loss_ci) == len(loss)
                       and all(v is None or num(v) for v in loss_ci),
                       w, f"{ci_key!r} should be a list of {len(loss)} non-negative numbers or nulls")
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description="Compare two models measured over seeds: each difference with its "
+                                "own 95% CI (Welch's t).")
+    sub = p.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("compare", help="A against B on every eval task and number both have")
+    c.add_argument("a", help="a run folder or eval.json, with :LABEL to pick a model (default: its trained model)")
+    c.add_argument("b", help="the same for the model to compare against, e.g. runs/<run>:base")
+    c.add_argument("--turns", type=runfolder.number(int, 1), nargs="+", help="success at these turns "
+                   "(default: 1, 2, 4 and the last)")
+    args = p.parse_args(argv)
+    print(compare(args.a, args.b, args.turns), end="")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except runfolder.UserError as e:
+        sys.exit(f"error: {e}")

@@ -3,6 +3,7 @@ the reports and their schema, and the standalone CLI."""
 import json
 import math
 import os
+import statistics
 import subprocess
 import sys
 
@@ -13,6 +14,7 @@ import dialogue
 import evaluate
 import report
 import runfolder
+import stats
 import tasks
 from conftest import ROOT, random_llama
 from dialogue import ChatFormat, Dialogue
@@ -268,6 +270,68 @@ def test_write_report(tmp_path):
     else:
         for name in ["success_by_turn_math.png", "success_by_turn_math-sharded.png", "answer_loss.png"]:
             assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def _seeded(curves, uptakes, **extra):
+    """An entry measured over len(curves) seeds, as evaluate.combine writes it."""
+    return evaluate.combine([_entry(c, per_seed=[c], feedback_uptake=u, **extra) for c, u in zip(curves, uptakes)])
+
+
+def test_seed_summary_and_differences():
+    a = _seeded([[0.1, 0.5, 0.6], [0.2, 0.6, 0.8], [0.0, 0.7, 0.7]], [0.5, 0.6, 0.9])
+    b = _seeded([[0.1, 0.2, 0.3], [0.1, 0.1, 0.3], [0.0, 0.2, 0.35]], [0.1, 0.2, 0.1])
+    # a behaviour number's spread comes back from its mean and CI half-width; a turn's from per_seed
+    assert report.seed_summary(a, "feedback_uptake") == pytest.approx((2 / 3, statistics.stdev([0.5, 0.6, 0.9]), 3))
+    assert report.seed_summary(a, 2) == pytest.approx((0.6, 0.1, 3))
+    assert report.seed_summary(a, 4) is None and report.seed_summary(_entry([0.5], per_seed=[[0.5]]), 1) is None
+    rows = report.differences(a, b)
+    assert [r[0] for r in rows] == ["success at turn 1", "success at turn 2", "success at turn 3", "feedback_uptake"]
+    name, va, vb, diff, hw = rows[1]
+    assert (va, vb, diff) == pytest.approx((0.6, 0.5 / 3, 0.6 - 0.5 / 3))
+    assert hw == pytest.approx(stats.welch_ci((0.6, 0.1, 3), (0.5 / 3, statistics.stdev([0.2, 0.1, 0.2]), 3))[1])
+    assert diff - hw > 0 and rows[0][3] - rows[0][4] < 0   # turn 2 apart, turn 1 not
+    # a one-turn task: the later turns repeat the first and are left out
+    full = report.differences(_seeded([[0.5] * 3, [0.6] * 3], [0.1, 0.2]), _seeded([[0.4] * 3, [0.4] * 3], [0.1, 0.1]))
+    assert [r[0] for r in full] == ["success at turn 1", "feedback_uptake"]
+
+
+def test_results_md_gives_each_difference_from_the_base(tmp_path):
+    results = {"base": {"math": _seeded([[0.1, 0.2, 0.3], [0.1, 0.1, 0.3], [0.0, 0.2, 0.35]], [0.1, 0.2, 0.1])},
+               "sml": {"math": _seeded([[0.1, 0.5, 0.6], [0.2, 0.6, 0.8], [0.0, 0.7, 0.7]], [0.5, 0.6, 0.9])}}
+    report.write_report(tmp_path, results, n_turns_train=2)
+    md = (tmp_path / "results.md").read_text()
+    assert "## Against the base" in md
+    assert "| sml | math | success at turn 1 | 0.100 | 0.067 | +0.033 |" in md
+    rows = {line.split(" | ")[2]: line for line in md.splitlines() if line.startswith("| sml | math |")}
+    assert rows["success at turn 1"].endswith("| – |") and rows["success at turn 2"].endswith("| clear |")
+    report.write_report(tmp_path, {"sml": results["sml"]})
+    assert "Against the base" not in (tmp_path / "results.md").read_text()
+
+
+def test_compare_two_runs(tmp_path, capsys):
+    sharded = lambda c: _seeded([[c[0]] * 3, [c[1]] * 3, [c[2]] * 3], [0.1, 0.2, 0.3])
+    for run, label, curve in (("mt", "mt-rl", (0.29, 0.335, 0.22)), ("st", "st-rl", (0.075, 0.115, 0.125))):
+        report.write_report(tmp_path / run, {"base": {"math-sharded": sharded((0.09, 0.06, 0.07))},
+                                            label: {"math-sharded": sharded(curve)}})
+    report.main(["compare", str(tmp_path / "mt"), str(tmp_path / "st")])
+    out = capsys.readouterr().out
+    assert "A = mt-rl" in out and "B = st-rl" in out
+    # the two 95% CIs overlap (0.138 < 0.171); the difference's does not reach 0: by hand, se 0.0368, df 2.80, t 3.315
+    assert "| math-sharded | success at turn 1 | 0.282 | 0.105 | +0.177 | [+0.055, +0.299] | clear |" in out
+    report.main(["compare", str(tmp_path / "st" / "eval.json"), f"{tmp_path / 'st'}:base", "--turns", "1"])
+    assert "B = base" in capsys.readouterr().out
+    bad = {"nothing there": ([str(tmp_path / "none"), str(tmp_path / "st")], "no eval.json"),
+           "no such model": ([f"{tmp_path / 'mt'}:sft", str(tmp_path / "st")], "no model 'sft'")}
+    for args, message in bad.values():
+        with pytest.raises(runfolder.UserError, match=message):
+            report.main(["compare", *args])
+    report.write_report(tmp_path / "two", {"a": {"math": _entry([0.1])}, "b": {"math": _entry([0.2])}})
+    with pytest.raises(runfolder.UserError, match="name one as"):
+        report.main(["compare", str(tmp_path / "two"), str(tmp_path / "st")])
+    with pytest.raises(runfolder.UserError, match="share no eval task"):
+        report.main(["compare", f"{tmp_path / 'two'}:a", str(tmp_path / "st")])
+    with pytest.raises(runfolder.UserError, match="2 or more seeds"):
+        report.main(["compare", f"{tmp_path / 'two'}:a", f"{tmp_path / 'two'}:b"])
 
 
 def test_write_report_without_matplotlib(tmp_path, monkeypatch):
