@@ -170,7 +170,9 @@ def _against_base(results: dict, names: list[str], n_turns_train: int | None) ->
         return []
     rows = []
     for label, r in results.items():
-        for task in [t for t in names if t in r and t in results["base"] and label != "base"]:
+        if label == "base":
+            continue
+        for task in [t for t in names if t in r and t in results["base"]]:
             N = len(r[task]["success_at_turn"])
             turns = sorted({t for t in (1, n_turns_train or 1, N) if t <= N})
             rows += [[label, task, *_difference_cells(*d)]
@@ -257,7 +259,7 @@ def _model(spec: str) -> tuple[str, dict]:
 def compare(spec_a: str, spec_b: str, turns: list[int] | None = None) -> str:
     """The markdown table of `python report.py compare A B`: every eval task both models have, every number."""
     (name_a, a), (name_b, b) = _model(spec_a), _model(spec_b)
-    tasks = [t for t in sorted(a, key=lambda t: (t.split("-")[0], t)) if t in b]
+    tasks = [t for t in _tasks({name_a: a}) if t in b]
     if not tasks:
         raise runfolder.UserError(f"{name_a} and {name_b} share no eval task: nothing to compare.")
     rows = [[task, *_difference_cells(*d)] for task in tasks for d in differences(a[task], b[task], turns)]
