@@ -149,6 +149,23 @@ grpo.train_step = slow
 sml.main(sys.argv[1:])
 """
 
+# The resumed run: rank 0 writes its reports slowly, and each rank notes when it starts to leave (cleanup).
+LAST_WRITE_SML = """
+import os, sys, time
+sys.path.insert(0, {root!r})
+import distributed, report, sml
+write, cleanup = report.write_report, distributed.cleanup
+def slow_write(*a, **k):
+    time.sleep(1.0)
+    write(*a, **k)
+    open({stamps!r} + "written", "w").write(repr(time.time()))
+def noted_cleanup():
+    open({stamps!r} + "leaves-" + os.environ["RANK"], "w").write(repr(time.time()))
+    cleanup()
+report.write_report, distributed.cleanup = slow_write, noted_cleanup
+sml.main(sys.argv[1:])
+"""
+
 
 @pytest.fixture(scope="module")
 def runs(cache, tmp_path_factory):
@@ -174,10 +191,14 @@ def runs(cache, tmp_path_factory):
     proc.kill()
     proc.wait()
     killed_rows = (out / "seed-0" / "metrics.jsonl").read_text().splitlines()
-    resumed = torchrun("sml.py", "--out", out, "--resume", *TINY, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    last = tmp / "last_write_sml.py"
+    last.write_text(LAST_WRITE_SML.format(root=str(ROOT), stamps=str(tmp / "stamp-")))
+    resumed = torchrun(last, "--out", out, "--resume", *TINY, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                        text=True)
     log, _ = resumed.communicate(timeout=300)
-    return {"one": one, "two": {"out": out, "killed_rows": killed_rows, "returncode": resumed.returncode, "log": log}}
+    stamps = {p.name.removeprefix("stamp-"): float(p.read_text()) for p in tmp.glob("stamp-*")}
+    return {"one": one, "two": {"out": out, "killed_rows": killed_rows, "returncode": resumed.returncode, "log": log,
+                                "stamps": stamps}}
 
 
 def test_one_process_never_initialises_a_process_group(runs):
@@ -194,6 +215,13 @@ def test_a_killed_two_rank_run_resumes(runs):
     assert [r["step"] for r in rows] == [1, 2, 3, 4]                     # none repeated, none skipped
     assert [r["problems"] for r in rows] == [r["problems"] for r in one]  # one process's batches
     assert two["log"].count("done in") == 1                              # rank 0 alone speaks
+
+
+def test_no_rank_leaves_before_rank_0_has_written_the_reports(runs):
+    """A rank that left early could fail at exit and have torchrun stop rank 0 in the middle of its writes."""
+    stamps = runs["two"]["stamps"]
+    assert {"written", "leaves-0", "leaves-1"} <= set(stamps)
+    assert stamps["leaves-1"] >= stamps["written"] and stamps["leaves-0"] >= stamps["written"]
 
 
 def test_a_two_rank_run_folder_is_written_once_like_one_process(runs):
