@@ -56,6 +56,12 @@ def setup(device: str | None = None) -> str | None:
     machine without CUDA or when `device` asks for the CPU. Launched as one process: None, and nothing is done."""
     if int(os.environ.get("WORLD_SIZE", "1")) == 1:
         return None
+    # transformers imports torch.distributed.fsdp lazily, when it first builds a tokenizer or a model; imported
+    # while the group is up, that module keeps a hold on the group that destroy_process_group does not release,
+    # so gloo's worker threads outlive it, and one that frees a finished collective's tensors while Python exits
+    # takes the GIL of a dying interpreter: "terminate called without an active exception", an abort in about 3
+    # of 100 2-rank CPU runs, and torchrun then stops every rank. Imported before the group exists, it holds none.
+    import torch.distributed.fsdp  # noqa: F401
     local_rank = int(os.environ["LOCAL_RANK"])
     timeout = datetime.timedelta(hours=1)   # rank 0 may work alone for minutes (a warm-up, a download)
     if torch.cuda.is_available() and (device is None or device.startswith("cuda")):

@@ -162,6 +162,13 @@ def slow_write(*a, **k):
 def noted_cleanup():
     open({stamps!r} + "leaves-" + os.environ["RANK"], "w").write(repr(time.time()))
     cleanup()
+    for _ in range(20):   # the threads of the process group, if any outlive it
+        threads = [open(f"/proc/self/task/{{t}}/comm").read().strip() for t in os.listdir("/proc/self/task")]
+        gloo = [t for t in threads if "gloo" in t]
+        if not gloo:
+            break
+        time.sleep(0.1)
+    open({stamps!r} + "gloo-threads-" + os.environ["RANK"], "w").write(repr(len(gloo)))
 report.write_report, distributed.cleanup = slow_write, noted_cleanup
 sml.main(sys.argv[1:])
 """
@@ -196,7 +203,7 @@ def runs(cache, tmp_path_factory):
     resumed = torchrun(last, "--out", out, "--resume", *TINY, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                        text=True)
     log, _ = resumed.communicate(timeout=300)
-    stamps = {p.name.removeprefix("stamp-"): float(p.read_text()) for p in tmp.glob("stamp-*")}
+    stamps = {p.name.removeprefix("stamp-"): float(p.read_text()) for p in tmp.glob("stamp-*")}   # times, counts
     return {"one": one, "two": {"out": out, "killed_rows": killed_rows, "returncode": resumed.returncode, "log": log,
                                 "stamps": stamps}}
 
@@ -222,6 +229,14 @@ def test_no_rank_leaves_before_rank_0_has_written_the_reports(runs):
     stamps = runs["two"]["stamps"]
     assert {"written", "leaves-0", "leaves-1"} <= set(stamps)
     assert stamps["leaves-1"] >= stamps["written"] and stamps["leaves-0"] >= stamps["written"]
+
+
+def test_the_process_group_leaves_no_thread_behind(runs):
+    """A gloo worker thread that outlived destroy_process_group could free a collective's tensors while Python
+    exits, and abort the rank ("terminate called without an active exception"). No rank keeps one: each counts
+    its threads named gloo after cleanup (transformers built a tokenizer and a model while the group was up)."""
+    stamps = runs["two"]["stamps"]
+    assert stamps["gloo-threads-0"] == 0 and stamps["gloo-threads-1"] == 0
 
 
 def test_a_two_rank_run_folder_is_written_once_like_one_process(runs):
