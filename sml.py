@@ -244,9 +244,8 @@ def run(args):
             trained[name].append(entry)
         del student
     results[args.method] = {name: evaluate.combine(entries) for name, entries in trained.items()}
-    # Rank 0 writes the reports while the others wait. A rank that went on would tear its process group down and
-    # exit while rank 0 still writes, and if that exit failed (a rare abort at exit was seen, "terminate called
-    # without an active exception") torchrun would stop rank 0 in the middle of its writes.
+    # Rank 0 writes the reports while the others wait: a rank that went on would tear its process group down and
+    # exit while rank 0 still writes, and should that exit fail, torchrun would stop rank 0 in mid-write.
     distributed.on_main(lambda: report.write_report(args.out, results, n_turns_train=args.turns,
                                                     trained_on=args.task if args.transfer else None))
     print_curves(results, args.eval_turns)
