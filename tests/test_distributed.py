@@ -149,7 +149,8 @@ grpo.train_step = slow
 sml.main(sys.argv[1:])
 """
 
-# The resumed run: rank 0 writes its reports slowly, and each rank notes when it starts to leave (cleanup).
+# The resumed run: rank 0 writes its reports slowly, and each rank notes when it starts to leave (cleanup) and how
+# many gloo threads outlive its process group.
 LAST_WRITE_SML = """
 import os, sys, time
 sys.path.insert(0, {root!r})

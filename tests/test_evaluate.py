@@ -1,7 +1,6 @@
 """evaluate.py: curves and CIs by hand, sharded premature answers, the answer loss's mask, turn types,
 the reports and their schema, and the standalone CLI."""
 import json
-import math
 import os
 import statistics
 import subprocess
