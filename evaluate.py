@@ -54,7 +54,7 @@ import runfolder
 import tasks
 import tinyworld
 import verify
-from report import QUESTION_TYPES, TURN_TYPES, write_report
+from report import ANSWER_LOSS_CURVES, QUESTION_TYPES, TURN_TYPES, write_report
 from runfolder import UserError
 from stats import half_width, mean_ci
 
@@ -80,10 +80,8 @@ SPREAD_KEYS = ("questions_per_conversation", "asked_rate", "success_when_asked",
                "premature_answer_rate", "premature_answers_per_conversation", "feedback_uptake")
 
 
-# Fig. 3's curves (`answer_loss`): over every context, and at a fixed kind of context, after a teacher's message
-# that placed the answer or after one that did not
+# Fig. 3 at a fixed kind of context (`answer_loss`): after a teacher's message that placed the answer, or not
 LOSS_KINDS = {"answer_loss_placed": True, "answer_loss_not_placed": False}
-ANSWER_LOSS_CURVES = ("answer_loss_by_turn", *LOSS_KINDS)
 
 
 def seed_ci95(entries: list[dict]) -> dict:
@@ -125,11 +123,10 @@ def combine(entries: list[dict]) -> dict:
         elif key == "turn_types":
             out[key] = {k: sum(e[key].get(k, 0.0) for e in entries) / len(entries) for k in value}
         elif key in ANSWER_LOSS_CURVES:
-            per_seed = [e[key] for e in entries]
-            name = key.removesuffix("_by_turn")   # answer_loss_ci95, answer_loss_placed_ci95, ...
+            per_seed, ci_key = [e[key] for e in entries], ANSWER_LOSS_CURVES[key]
             out[key] = [average(col) for col in zip(*per_seed)]
-            out[f"{name}_per_seed"] = per_seed
-            out[f"{name}_ci95"] = [None if None in col else half_width(col) for col in zip(*per_seed)]
+            out[ci_key.replace("_ci95", "_per_seed")] = per_seed   # answer_loss_per_seed, ...
+            out[ci_key] = [None if None in col else half_width(col) for col in zip(*per_seed)]
     return out
 
 
@@ -330,21 +327,20 @@ def answer_loss(model, tokenizer, contexts: list[AnswerContext], n_turns: int, b
     examples.sort(key=lambda e: len(e[1][0]))   # similar lengths in a batch: less padding
     kinds = any(c.placed is not None for c in contexts)   # an LLM teacher's dialogues have none: one curve
     groups = {"answer_loss_by_turn": None} | (LOSS_KINDS if kinds else {})   # None: every context
-    sums = {key: [0.0] * n_turns for key in groups}
-    counts = {key: [0] * n_turns for key in groups}
+    totals = torch.zeros(len(groups), 2, n_turns, dtype=torch.float64)      # (group, sum | count, turn)
     for i in range(0, len(examples), batch_size):
         batch = examples[i:i + batch_size]
         ids, mask, attention = grpo.batch_tensors([ex for _, ex in batch], chat.pad_id, device)  # (B, T)
         logp = grpo.masked_logprobs(model, ids, mask, attention)                 # (B, T), 0 off the answer
         nll = -logp.sum(1) / mask.sum(1)                                         # (B,) mean over answer tokens
         for (c, _), value in zip(batch, nll.tolist()):
-            for key, kind in groups.items():
+            for j, kind in enumerate(groups.values()):
                 if kind is None or c.placed is kind:
-                    sums[key][c.turn - 1] += value
-                    counts[key][c.turn - 1] += 1
-    flat = [x for key in groups for x in sums[key] + counts[key]]
-    totals = torch.tensor(distributed.all_reduce_sum(flat), dtype=torch.float64).view(len(groups), 2, n_turns)
-    totals = totals.tolist()                      # [group][0: sums, 1: counts][turn], groups in the order above
+                    totals[j, 0, c.turn - 1] += value
+                    totals[j, 1, c.turn - 1] += 1
+    # torchrun: every rank's sums and counts added (as a list: all_reduce_sum puts it on NCCL's device)
+    totals = torch.tensor(distributed.all_reduce_sum(totals.flatten().tolist()), dtype=torch.float64)
+    totals = totals.view(len(groups), 2, n_turns).tolist()     # [group][0: sums, 1: counts][turn]
     out = {key: [s / n if n else None for s, n in zip(*totals[j])] for j, key in enumerate(groups)}
     if kinds:   # the placed contexts' count over every context's
         out["answer_placed_share"] = [p / n if n else None for p, n in zip(totals[1][1], totals[0][1])]

@@ -18,6 +18,7 @@ import argparse
 import json
 import math
 import os
+import statistics
 import sys
 from pathlib import Path
 
@@ -26,6 +27,10 @@ import stats
 
 TURN_TYPES = ("answer_attempt", "clarification", "interrogation", "discussion", "hedge", "refuse", "missing")
 QUESTION_TYPES = ("clarification", "interrogation")
+# Fig. 3's curves (evaluate.answer_loss), each with the key of its CI over training seeds (evaluate.combine): over
+# every context, and after a teacher's message that placed the answer or one that did not
+ANSWER_LOSS_CURVES = {"answer_loss_by_turn": "answer_loss_ci95", "answer_loss_placed": "answer_loss_placed_ci95",
+                      "answer_loss_not_placed": "answer_loss_not_placed_ci95"}
 
 
 def write_report(out: Path, results: dict, n_turns_train: int | None = None, trained_on: str | None = None) -> None:
@@ -141,7 +146,7 @@ def _markdown(results: dict, plots: list[str] | None, n_turns_train: int | None 
                           "–" if v is None else f"{v:.2f}" for v in share) + ".", ""]
             lines += _table(["model", "task", "context"] + [str(t) for t in range(1, N + 1)],
                             [[label, task, kind.removeprefix("answer_loss_").replace("_", " ")]
-                             + [_pm(e[kind], e.get(f"{kind}_ci95"), i, digits=2) for i in range(N)]
+                             + [_pm(e[kind], e.get(ANSWER_LOSS_CURVES[kind]), i, digits=2) for i in range(N)]
                              for label, task, e in kinds for kind in ("answer_loss_placed", "answer_loss_not_placed")])
         if plots and "answer_loss.png" in plots:
             lines += ["", "![loss on the correct answer](answer_loss.png)"]
@@ -205,8 +210,7 @@ def seed_summary(e: dict, number: int | str) -> tuple[float, float, int] | None:
         if not 1 <= number <= len(e["success_at_turn"]):
             return None
         values = [curve[number - 1] for curve in e["per_seed"]]
-        mean = sum(values) / n
-        return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)), n
+        return statistics.mean(values), statistics.stdev(values), n
     group, _, kind = number.partition(".")
     mean = e.get("turn_types", {}).get(kind) if group == "turn_types" else e.get(number)
     hw = (e.get("seed_ci95") or {}).get(number)
@@ -358,16 +362,14 @@ def validate_eval_json(obj) -> None:
                   f"'per_seed' should be a list of curves of {len(s)} values")
             for key in ("teacher_leak_rate", "truncated_rate", "overlong_rate", "premature_answer_rate"):
                 check(num(e.get(key, 0), 1), w, f"{key!r} should be a rate in [0, 1], not {e.get(key)!r}")
-            for key in ("answer_loss_by_turn", "answer_loss_placed", "answer_loss_not_placed", "answer_placed_share"):
+            for key in (*ANSWER_LOSS_CURVES, "answer_placed_share"):
                 values = e.get(key) or []
                 check(isinstance(values, list) and all(v is None or num(v) for v in values), w,
                       f"{key!r} should be a list of numbers or nulls")
             spread = e.get("seed_ci95", {})
             check(isinstance(spread, dict) and all(num(v) for v in spread.values()), w,
                   "'seed_ci95' should map names to non-negative numbers")
-            for key, ci_key in (("answer_loss_by_turn", "answer_loss_ci95"),
-                                ("answer_loss_placed", "answer_loss_placed_ci95"),
-                                ("answer_loss_not_placed", "answer_loss_not_placed_ci95")):
+            for key, ci_key in ANSWER_LOSS_CURVES.items():
                 loss = e.get(key) or []
                 loss_ci = e.get(ci_key) or [None] * len(loss)
                 check(isinstance(loss_ci, list) and len(loss_ci) == len(loss)
