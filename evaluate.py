@@ -54,7 +54,7 @@ import runfolder
 import tasks
 import tinyworld
 import verify
-from report import ANSWER_LOSS_CURVES, QUESTION_TYPES, TURN_TYPES, write_report
+from report import ANSWER_LOSS_CURVES, ANSWER_LOSS_KINDS, QUESTION_TYPES, TURN_TYPES, write_report
 from runfolder import UserError
 from stats import half_width, mean_ci
 
@@ -78,10 +78,6 @@ def success_curve(dialogues, n_turns: int) -> list[float]:
 # the share of turn type k.
 SPREAD_KEYS = ("questions_per_conversation", "asked_rate", "success_when_asked", "success_when_not_asked",
                "premature_answer_rate", "premature_answers_per_conversation", "feedback_uptake")
-
-
-# Fig. 3 at a fixed kind of context (`answer_loss`): after a teacher's message that placed the answer, or not
-LOSS_KINDS = {"answer_loss_placed": True, "answer_loss_not_placed": False}
 
 
 def seed_ci95(entries: list[dict]) -> dict:
@@ -326,7 +322,7 @@ def answer_loss(model, tokenizer, contexts: list[AnswerContext], n_turns: int, b
         examples.append((c, (c.ids + ids, [0] * len(c.ids) + mask)))
     examples.sort(key=lambda e: len(e[1][0]))   # similar lengths in a batch: less padding
     kinds = any(c.placed is not None for c in contexts)   # an LLM teacher's dialogues have none: one curve
-    groups = {"answer_loss_by_turn": None} | (LOSS_KINDS if kinds else {})   # None: every context
+    groups = {"answer_loss_by_turn": None} | (ANSWER_LOSS_KINDS if kinds else {})   # None: every context
     totals = torch.zeros(len(groups), 2, n_turns, dtype=torch.float64)      # (group, sum | count, turn)
     for i in range(0, len(examples), batch_size):
         batch = examples[i:i + batch_size]
@@ -343,7 +339,8 @@ def answer_loss(model, tokenizer, contexts: list[AnswerContext], n_turns: int, b
     totals = totals.view(len(groups), 2, n_turns).tolist()     # [group][0: sums, 1: counts][turn]
     out = {key: [s / n if n else None for s, n in zip(*totals[j])] for j, key in enumerate(groups)}
     if kinds:   # the placed contexts' count over every context's
-        out["answer_placed_share"] = [p / n if n else None for p, n in zip(totals[1][1], totals[0][1])]
+        every, placed = totals[0][1], totals[list(groups).index("answer_loss_placed")][1]
+        out["answer_placed_share"] = [p / n if n else None for p, n in zip(placed, every)]
     return out
 
 

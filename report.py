@@ -31,6 +31,8 @@ QUESTION_TYPES = ("clarification", "interrogation")
 # every context, and after a teacher's message that placed the answer or one that did not
 ANSWER_LOSS_CURVES = {"answer_loss_by_turn": "answer_loss_ci95", "answer_loss_placed": "answer_loss_placed_ci95",
                       "answer_loss_not_placed": "answer_loss_not_placed_ci95"}
+# the two curves of one kind each: did the teacher's last message place the answer?
+ANSWER_LOSS_KINDS = {"answer_loss_placed": True, "answer_loss_not_placed": False}
 
 
 def write_report(out: Path, results: dict, n_turns_train: int | None = None, trained_on: str | None = None) -> None:
@@ -147,7 +149,7 @@ def _markdown(results: dict, plots: list[str] | None, n_turns_train: int | None 
             lines += _table(["model", "task", "context"] + [str(t) for t in range(1, N + 1)],
                             [[label, task, kind.removeprefix("answer_loss_").replace("_", " ")]
                              + [_pm(e[kind], e.get(ANSWER_LOSS_CURVES[kind]), i, digits=2) for i in range(N)]
-                             for label, task, e in kinds for kind in ("answer_loss_placed", "answer_loss_not_placed")])
+                             for label, task, e in kinds for kind in ANSWER_LOSS_KINDS])
         if plots and "answer_loss.png" in plots:
             lines += ["", "![loss on the correct answer](answer_loss.png)"]
     if plots is None:

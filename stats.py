@@ -26,7 +26,8 @@ def mean_ci(curves: list[list[float]]) -> tuple[list[float], list[float] | None]
     if n == 1:
         return mean, None
     sd = [math.sqrt(sum((x - m) ** 2 for x in col) / (n - 1)) for col, m in zip(zip(*curves), mean)]
-    return mean, [t975(n - 1) * s / math.sqrt(n) for s in sd]
+    t = t975(n - 1)   # once: each call is a bisection
+    return mean, [t * s / math.sqrt(n) for s in sd]
 
 
 def half_width(values: list[float]) -> float:

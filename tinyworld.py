@@ -38,13 +38,12 @@ Why SML should help, and where
     (v9, without far problems, had MT-RL at 0.97 by turn 4, leaving nothing for later turns.) Single-turn RL
     (N = 1) only sees turn 1, where only the one-step problems, which the base already solves, pay.
   * Fig. 3: after SML the loss on the right answer, written as the step from the teacher's last reply
-    (`reference_dialogues`), is low once a reply has pinned the answer; the base's stays higher. Both curves
-    fall over turns only because fewer contexts follow "more than 9" (whose answer nobody can know): one exact
-    reply pins the answer here, so information does not accumulate turn by turn as in the paper. The loss at a
-    fixed kind of context (evaluate.answer_loss, "placed") shows it: level over turns 2-5, 0.04-0.10 after MT-RL
-    against the base's 0.31-0.40. And from turn 1 to 2 every curve, the base's too, falls far: before any reply
-    no model can know a two-step answer, and the base uses a placed reply now and then (P_USE, the habit RL
-    needs). The paper's flat base curve would need a base that partly solves a problem at its first turn.
+    (`reference_dialogues`), is low once a reply has pinned the answer: 0.04-0.10 per token after MT-RL against
+    the base's 0.31-0.40, level over turns 2-5 (evaluate.answer_loss, "placed"). The paper's shape does not
+    appear: every curve, the base's too, falls far from turn 1 (before any reply no model can know a two-step
+    answer, and the base uses a reply now and then, P_USE), and after turn 2 only because fewer contexts follow
+    "more than 9". One exact reply pins the answer, so nothing accumulates turn by turn; a base curve as flat as
+    the paper's would need a base that partly solves a problem at its first turn.
   * Table 1: sharded problems ("Compute a sum." / "The first number is 37." / "37 is 5 too low.") need the
     same habit: the base computes 37 + 5 when asked in one turn, but in pieces it answers early and then
     anchors on its early answer. The lazy user's last shard is phrased as the teacher phrases a correction, so
