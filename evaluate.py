@@ -48,15 +48,15 @@ import torch
 from tqdm.auto import tqdm
 
 import dialogue
-import distributed
+from infra import distributed
 import grpo
-import runfolder
+from infra import runfolder
 import tasks
 import tinyworld
 import verify
 from report import ANSWER_LOSS_CURVES, ANSWER_LOSS_KINDS, QUESTION_TYPES, TURN_TYPES, write_report
-from runfolder import UserError
-from stats import half_width, mean_ci
+from infra.runfolder import UserError
+from infra.stats import half_width, mean_ci
 
 
 # ---------------------------------------------------------------------------------------------

@@ -66,9 +66,9 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 import dialogue
-import lora
-import distributed
-import runfolder
+from infra import lora
+from infra import distributed
+from infra import runfolder
 
 
 def trajectory_reward(success_turn: int | None, gamma: float = 0.7) -> float:

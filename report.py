@@ -22,8 +22,8 @@ import statistics
 import sys
 from pathlib import Path
 
-import runfolder
-import stats
+from infra import runfolder
+from infra import stats
 
 TURN_TYPES = ("answer_attempt", "clarification", "interrogation", "discussion", "hedge", "refuse", "missing")
 QUESTION_TYPES = ("clarification", "interrogation")

@@ -27,8 +27,8 @@ from pathlib import Path
 import torch
 
 import dialogue
-import distributed
-import runfolder
+from infra import distributed
+from infra import runfolder
 from grpo import batch_tensors, masked_logprobs
 
 

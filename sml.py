@@ -52,18 +52,18 @@ from pathlib import Path
 import torch
 
 import dialogue
-import distributed
+from infra import distributed
 import evaluate
 import grpo
-import lora
-import memory
+from infra import lora
+from infra import memory
 import qprime
 import report
-import runfolder
+from infra import runfolder
 import sft
 import tasks
 import tinyworld
-from runfolder import UserError, number, write_json
+from infra.runfolder import UserError, number, write_json
 
 TINY_MATH_PROBLEMS = 1280   # one epoch = 160 GRPO steps of 8 problems: a sample of the 3804 of the train split
 TINY_CODE_PROBLEMS = 320    # every program runs in the sandbox (~0.14 s each): a shorter epoch

@@ -7,24 +7,20 @@ knowledge (the gold `answer` and reference `solution` for math; the `tests` for 
     python tasks.py                                  # print a few tiny-world problems
     python tasks.py omni-math path/to/test.jsonl     # ... and three problems of a dataset ("hub" to download)
 
-The real datasets (formats in ../shared/datasets.md) are read from a local path, or fetched
+The real datasets (formats in docs/datasets.md) are read from a local path, or fetched
 from the Hugging Face hub with `huggingface_hub.hf_hub_download` when online.
 """
 from __future__ import annotations
 
-import ast
-import base64
 import hashlib
-import io
 import json
 import os
-import pickle
 import random
 import sys
-import zlib
 from dataclasses import dataclass, field, replace
 
-import asserts
+from infra.datafiles import (DataError, check_file, code_tests, decode_unit_tests, func_name_of, get_field, hub_file,
+                             judgeable, read_jsonl, read_rows, within_limits)
 
 
 @dataclass
@@ -183,10 +179,6 @@ CODE_PROMPT_STARTER = ("Write your solution in Python, starting from the code be
 CODE_PROMPT_STDIN = "Write a Python program that reads the input from standard input and prints the answer."
 
 
-class DataError(ValueError):
-    """A dataset that can't be read. The message is one sentence: the CLI prints it without a traceback."""
-
-
 def load_omni_math(path: str | None = None, split: str = "train", n_train: int = 2000, n_test: int = 500,
                    seed: int = 0) -> list[Problem]:
     """Omni-MATH (JSONL: problem, answer, solution, domain, difficulty, source), split by seed.
@@ -198,8 +190,8 @@ def load_omni_math(path: str | None = None, split: str = "train", n_train: int =
     if split not in ("train", "test"):
         raise ValueError(f"Omni-MATH has splits 'train' and 'test', not {split!r}.")
     if path in (None, "hub"):
-        path = _hub_file("Omni-MATH", "KbsdJames/Omni-MATH", "test.jsonl")
-    rows = _read_jsonl(path)
+        path = hub_file("Omni-MATH", "KbsdJames/Omni-MATH", "test.jsonl")
+    rows = read_jsonl(path)
     order = list(range(len(rows)))
     random.Random(seed).shuffle(order)
     if len(rows) < n_train + n_test:
@@ -210,12 +202,12 @@ def load_omni_math(path: str | None = None, split: str = "train", n_train: int =
     for i in chosen:
         where, row = rows[i]
         problems.append((where, Problem(
-            id=f"omni-{i}", task="math", statement=_get(row, "problem", str, where),
+            id=f"omni-{i}", task="math", statement=get_field(row, "problem", str, where),
             # a gold answer wrapped in $...$ or \boxed{} is kept: verify.math_equal normalises it
-            answer=str(_get(row, "answer", (str, int, float), where)).strip(),
-            solution=_get(row, "solution", str, where, default=""), source=_get(row, "source", str, where, default=""),
-            meta={"domain": _get(row, "domain", list, where, default=[]),
-                  "difficulty": _get(row, "difficulty", (int, float), where, default=None), "row": i})))
+            answer=str(get_field(row, "answer", (str, int, float), where)).strip(),
+            solution=get_field(row, "solution", str, where, default=""), source=get_field(row, "source", str, where, default=""),
+            meta={"domain": get_field(row, "domain", list, where, default=[]),
+                  "difficulty": get_field(row, "difficulty", (int, float), where, default=None), "row": i})))
     return within_limits(problems, path)
 
 
@@ -227,7 +219,7 @@ def load_livecodebench(path: str | None = None, release: int = 6, n: int | None 
     """
     names = ["test.jsonl"] + [f"test{k}.jsonl" for k in range(2, release + 1)]  # release_vN = files 1..N
     if path in (None, "hub"):
-        files = [_hub_file("LiveCodeBench", "livecodebench/code_generation_lite", name) for name in names]
+        files = [hub_file("LiveCodeBench", "livecodebench/code_generation_lite", name) for name in names]
     elif os.path.isdir(path):
         files = [os.path.join(path, name) for name in names if os.path.isfile(os.path.join(path, name))]
         if not files:
@@ -237,13 +229,13 @@ def load_livecodebench(path: str | None = None, release: int = 6, n: int | None 
         files = [path]
     problems = []
     for file in files:
-        for where, row in _read_jsonl(file):
-            starter = _get(row, "starter_code", str, where, default="")
+        for where, row in read_jsonl(file):
+            starter = get_field(row, "starter_code", str, where, default="")
             problems.append((where, Problem(
-                id=f"lcb-{_get(row, 'question_id', (str, int), where)}", task="code",
-                statement=code_statement(_get(row, "question_content", str, where), starter),
-                tests=_code_tests(row, where), func_name=_func_name(row, where), starter_code=starter,
-                source=_get(row, "platform", str, where, default="livecodebench"),
+                id=f"lcb-{get_field(row, 'question_id', (str, int), where)}", task="code",
+                statement=code_statement(get_field(row, "question_content", str, where), starter),
+                tests=code_tests(row, where), func_name=func_name_of(row, where), starter_code=starter,
+                source=get_field(row, "platform", str, where, default="livecodebench"),
                 meta={"question_id": row["question_id"], "difficulty": row.get("difficulty"),
                       "contest_date": row.get("contest_date"), "title": row.get("question_title")})))
     problems = within_limits(problems, path or "LiveCodeBench")
@@ -273,26 +265,26 @@ def load_opencodeinstruct(path: str | None = None, n: int | None = None, seed: i
                             f"({type(e).__name__}): pass a local parquet or JSONL file with --data.") from e
         rows = []
         for shard in shards:
-            rows += _read_rows(_hub_file("OpenCodeInstruct", repo, shard))
+            rows += read_rows(hub_file("OpenCodeInstruct", repo, shard))
             if n is not None and len(rows) >= n:
                 break
     else:
-        rows = _read_rows(path)
+        rows = read_rows(path)
     if rows and "unit_tests" not in rows[0][1] and "public_test_cases" in rows[0][1]:
         raise DataError(f"{path} holds LiveCodeBench problems, but code training data (--task code --data) is read "
                         "as OpenCodeInstruct; pass LiveCodeBench with --eval-data instead.")
     problems, unjudgeable = [], 0
     for i, (where, row) in enumerate(rows):
-        tests = _decode_unit_tests(_get(row, "unit_tests", (str, list), where), where)
+        tests = decode_unit_tests(get_field(row, "unit_tests", (str, list), where), where)
         if not tests:
             continue  # a problem with no tests can't be verified, so it can't be rewarded
-        if not all(map(_judgeable, tests)):
+        if not all(map(judgeable, tests)):
             unjudgeable += 1
             continue
         public = (len(tests) + 1) // 2
         problems.append((where, Problem(
-            id=f"oci-{row.get('id') or i}", task="code", statement=_get(row, "input", str, where),
-            solution=_get(row, "output", str, where),
+            id=f"oci-{row.get('id') or i}", task="code", statement=get_field(row, "input", str, where),
+            solution=get_field(row, "output", str, where),
             tests=[{"assert": a, "public": k < public} for k, a in enumerate(tests)],
             source="opencodeinstruct",
             meta={"domain": row.get("domain"), "generation_algorithm": row.get("generation_algorithm"),
@@ -314,8 +306,8 @@ def load_lost_in_conversation(path: str | None = None, task: str = "math") -> li
     if task not in ("math", "code"):
         raise ValueError(f"Lost in Conversation loads task 'math' or 'code', not {task!r}.")
     if path in (None, "hub"):
-        path = _hub_file("Lost in Conversation", "microsoft/lost_in_conversation", "lost_in_conversation.json")
-    _check_file(path)
+        path = hub_file("Lost in Conversation", "microsoft/lost_in_conversation", "lost_in_conversation.json")
+    check_file(path)
     try:
         with open(path, encoding="utf-8") as f:
             entries = json.load(f)
@@ -332,28 +324,28 @@ def load_lost_in_conversation(path: str | None = None, task: str = "math") -> li
             raise DataError(f"{where} is a {type(entry).__name__}, not a JSON object.")
         if entry.get("task") != task:
             continue
-        shards = _get(entry, "shards", list, where)
+        shards = get_field(entry, "shards", list, where)
         if not shards or not all(isinstance(s, dict) and isinstance(s.get("shard"), str)
                                  and isinstance(s.get("shard_id"), int) for s in shards):
             raise DataError(f"{where}: 'shards' should be a non-empty list of {{\"shard_id\": int, \"shard\": str}}.")
-        p = Problem(id=f"lic-{_get(entry, 'task_id', (str, int), where)}", task=task, statement="",
+        p = Problem(id=f"lic-{get_field(entry, 'task_id', (str, int), where)}", task=task, statement="",
                     shards=[s["shard"] for s in sorted(shards, key=lambda s: s["shard_id"])],
                     source=f"lost_in_conversation/{entry.get('source', task)}")
         if task == "math":
-            p.statement = _get(entry, "question", str, where)
-            p.solution = _get(entry, "answer", str, where)
+            p.statement = get_field(entry, "question", str, where)
+            p.solution = get_field(entry, "answer", str, where)
             finals = [line for line in p.solution.splitlines() if line.strip().startswith("####")]
             if not finals:
                 raise DataError(f"{where}: the answer has no '#### <number>' line to take the gold answer from.")
             p.answer = finals[-1].strip()[4:].strip().replace(",", "")  # GSM8K writes 1,000 now and then
         else:
             # LiveCodeBench-derived tasks have question_content; HumanEval-derived ones a prompt (signature + docstring)
-            p.starter_code = (_get(entry, "starter_code", str, where, default="")
-                              or _get(entry, "prompt", str, where, default=""))
-            question = (_get(entry, "question_content", str, where, default="")
+            p.starter_code = (get_field(entry, "starter_code", str, where, default="")
+                              or get_field(entry, "prompt", str, where, default=""))
+            question = (get_field(entry, "question_content", str, where, default="")
                         or "Complete the following Python function.")
             p.statement = code_statement(question, p.starter_code)
-            p.tests, p.func_name = _code_tests(entry, where), _func_name(entry, where)
+            p.tests, p.func_name = code_tests(entry, where), func_name_of(entry, where)
         problems.append((where, p))
     return within_limits(problems, path)
 
@@ -389,193 +381,6 @@ def code_statement(question: str, starter_code: str) -> str:
     how = (CODE_PROMPT_STARTER.format(starter_code=starter_code.rstrip()) if starter_code.strip()
            else CODE_PROMPT_STDIN)
     return f"{question.strip()}\n\n{how}"
-
-
-# --- size limits: one oversized row must not take the machine ---
-
-MAX_TEXT_CHARS = 100_000   # statement, solution, answer or shard: 20x the longest real problem; more is a broken row
-MAX_TEST_CHARS = 10 << 20  # a test's input or output: the sandbox's 10 MB file-size limit could not hold more
-
-
-def within_limits(rows: list[tuple[str, Problem]], source: str) -> list[Problem]:
-    """The problems of (where, problem) rows whose texts and tests are within the size limits. The others are
-    skipped, with one line that counts them and names the first one's file, line and limit: a single 50 MB
-    statement would otherwise be tokenized and prefilled, and take the run's memory with it."""
-    kept, skipped = [], []
-    for where, p in rows:
-        texts = [p.statement, p.solution, p.answer or "", *(p.shards or [])]
-        tests = [str(t.get(k, "")) for t in p.tests for k in ("input", "output", "assert")]
-        if max(map(len, texts), default=0) > MAX_TEXT_CHARS:
-            skipped.append(f"{where} (a text of {max(map(len, texts)):,} characters; the limit is {MAX_TEXT_CHARS:,})")
-        elif max(map(len, tests), default=0) > MAX_TEST_CHARS:
-            skipped.append(f"{where} (a test of {max(map(len, tests)):,} characters; the limit is {MAX_TEST_CHARS:,})")
-        else:
-            kept.append(p)
-    if skipped:
-        print(f"skipped {len(skipped)} problem(s) of {source} past the size limits, the first: {skipped[0]}")
-    return kept
-
-
-# --- helpers: reading files, checking fields, decoding tests ---
-
-def _hub_file(dataset: str, repo_id: str, filename: str) -> str:
-    """The local path of one file of a hub dataset (downloaded once, then cached by huggingface_hub)."""
-    try:
-        import huggingface_hub
-        return huggingface_hub.hf_hub_download(repo_id=repo_id, filename=filename, repo_type="dataset")
-    except Exception as e:  # offline, hub unreachable, gated repo, renamed file: all end the same way
-        raise DataError(f"Could not download {dataset} ({repo_id}, file {filename}) from the Hugging Face hub "
-                        f"({type(e).__name__}): pass a local path with --data.") from e
-
-
-def _check_file(path: str) -> None:
-    if not os.path.isfile(path):
-        raise DataError(f"No data file at {path}: pass the path of a local file with --data (or 'hub' to download it).")
-
-
-def _read_rows(path: str) -> list[tuple[str, dict]]:
-    """(where, row) pairs from a .parquet file or a JSONL file; `where` names the file and row or line."""
-    if not path.endswith(".parquet"):
-        return _read_jsonl(path)
-    _check_file(path)
-    try:
-        import pyarrow.parquet  # optional: only the parquet path needs it
-    except ImportError:
-        raise DataError(f"Reading {path} needs pyarrow: `pip install pyarrow`, or export the data to JSONL.") from None
-    try:
-        rows = pyarrow.parquet.read_table(path).to_pylist()
-    except Exception as e:
-        raise DataError(f"{path} is not a readable parquet file ({e}).") from None
-    return [(f"{path}, row {i}", row) for i, row in enumerate(rows)]
-
-
-def _read_jsonl(path: str) -> list[tuple[str, dict]]:
-    """(where, row) pairs, one per non-blank line; `where` is "<file>, line <N>" (N from 1)."""
-    _check_file(path)
-    rows = []
-    try:
-        with open(path, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                where = f"{path}, line {lineno}"
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise DataError(f"{where} is not valid JSON ({e.msg} at column {e.colno}).") from None
-                if not isinstance(row, dict):
-                    raise DataError(f"{where} is a JSON {type(row).__name__}, not an object.")
-                rows.append((where, row))
-    except UnicodeDecodeError:
-        raise DataError(f"{path} is not UTF-8 text.") from None
-    return rows
-
-
-_MISSING = object()
-
-
-def _get(row: dict, key: str, types, where: str, default=_MISSING):
-    """row[key], checked against `types`; a missing key is an error unless a default is given."""
-    if key not in row or row[key] is None:
-        if default is _MISSING:
-            raise DataError(f"{where} has no field {key!r}.")
-        return default
-    if not isinstance(row[key], types) or isinstance(row[key], bool):
-        want = " or ".join(t.__name__ for t in (types if isinstance(types, tuple) else (types,)))
-        raise DataError(f"{where}: field {key!r} should be a {want}, not a {type(row[key]).__name__}.")
-    return row[key]
-
-
-def _func_name(row: dict, where: str) -> str | None:
-    """LiveCodeBench's metadata is a JSON string, Lost in Conversation's a dict: both may name func_name."""
-    meta = row.get("metadata") or {}
-    if isinstance(meta, str):
-        try:
-            meta = json.loads(meta)
-        except json.JSONDecodeError:
-            raise DataError(f"{where}: field 'metadata' is not valid JSON.") from None
-    if not isinstance(meta, dict):
-        raise DataError(f"{where}: field 'metadata' should be a JSON object, not a {type(meta).__name__}.")
-    return meta.get("func_name") or None
-
-
-def _code_tests(row: dict, where: str) -> list[dict]:
-    """Public then private test cases, each {"input", "output", "testtype", "public"}."""
-    tests = []
-    for key, public in (("public_test_cases", True), ("private_test_cases", False)):
-        value = row.get(key)
-        if value in (None, ""):
-            if public:
-                raise DataError(f"{where} has no field 'public_test_cases'.")
-            continue
-        for t in decode_test_cases(value, f"{where}, field {key!r}"):
-            if not (isinstance(t, dict) and isinstance(t.get("input"), str) and isinstance(t.get("output"), str)):
-                raise DataError(f"{where}: a test in {key!r} is not an object with string 'input' and 'output'.")
-            tests.append({**t, "public": public})
-    return tests
-
-
-def decode_test_cases(value, where: str) -> list:
-    """A list of test cases from a list, a JSON string, or LiveCodeBench's base64(zlib(pickle(json_string)))."""
-    if isinstance(value, list):
-        return value
-    if not isinstance(value, str):
-        raise DataError(f"{where} should be a JSON string or a list, not a {type(value).__name__}.")
-    try:
-        tests = json.loads(value)
-        if isinstance(tests, list):
-            return tests
-    except json.JSONDecodeError:
-        pass
-    try:
-        payload = _PlainUnpickler(io.BytesIO(zlib.decompress(base64.b64decode(value, validate=True)))).load()
-    except pickle.UnpicklingError as e:
-        raise DataError(f"{where} {e}.") from None
-    except Exception as e:
-        raise DataError(f"{where} is neither a JSON list nor base64(zlib(pickle(JSON))) "
-                        f"({type(e).__name__}: {e}).") from None
-    if not isinstance(payload, str):
-        raise DataError(f"{where} unpickles to a {type(payload).__name__}, not the expected JSON string.")
-    try:
-        tests = json.loads(payload)
-    except json.JSONDecodeError as e:
-        raise DataError(f"{where} unpickles to text that is not valid JSON ({e.msg}).") from None
-    if not isinstance(tests, list):
-        raise DataError(f"{where} decodes to a {type(tests).__name__}, not a list of test cases.")
-    return tests
-
-
-class _PlainUnpickler(pickle.Unpickler):
-    """The payload is a plain pickled str: any class reference (os.system, ...) could run code, so all are refused."""
-
-    def find_class(self, module, name):
-        raise pickle.UnpicklingError(f"holds a pickle that references {module}.{name}; refused to load it "
-                                     "(only a plain pickled string is accepted)")
-
-
-def _judgeable(test: str) -> bool:
-    """Can verify.check_code judge this assert outside the program (asserts.split_assert accepts it)?"""
-    try:
-        asserts.split_assert(test)
-        return True
-    except (SyntaxError, ValueError):
-        return False
-
-
-def _decode_unit_tests(value, where: str) -> list[str]:
-    """OpenCodeInstruct's unit_tests: a JSON list of assert strings (a Python literal in some exports)."""
-    tests = value
-    if isinstance(value, str):
-        try:
-            tests = json.loads(value)
-        except json.JSONDecodeError:
-            try:
-                tests = ast.literal_eval(value)
-            except (ValueError, SyntaxError):
-                raise DataError(f"{where}: field 'unit_tests' is neither JSON nor a Python list literal.") from None
-    if not (isinstance(tests, list) and all(isinstance(t, str) for t in tests)):
-        raise DataError(f"{where}: field 'unit_tests' should be a list of assert strings.")
-    return tests
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ How math_equal decides (the same text is the same answer; otherwise):
 
     python verify.py "\\frac{1}{2}" "0.5"            # prints True
     python -m pytest tests/test_verify_math.py tests/test_sandbox.py -q
-    python bench_math_grader.py                      # the score on Math-Verify's own test pairs
+    python -m bench.math_grader                      # the score on Math-Verify's own test pairs
 
 Deviations from the paper: it grades Omni-MATH with an LLM judge (GPT-4o or Omni-Judge); here grading
 is rule-based, so a text answer counts only when Math-Verify matches it (a right paraphrase is wrong).
@@ -74,8 +74,8 @@ import sys
 import threading
 from fractions import Fraction
 
-import asserts
-import sandbox
+from execution import asserts
+from execution import sandbox
 
 # === Math: extract_answer, math_equal, mentions_answer (§4.3, §5.1) ===
 

@@ -16,10 +16,10 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 import torch  # noqa: E402
 
 import dialogue  # noqa: E402
-import distributed  # noqa: E402
+from infra import distributed  # noqa: E402
 import evaluate  # noqa: E402
 import grpo  # noqa: E402
-import runfolder  # noqa: E402
+from infra import runfolder  # noqa: E402
 import sft  # noqa: E402
 import tasks  # noqa: E402
 import tinyworld  # noqa: E402

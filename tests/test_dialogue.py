@@ -6,7 +6,7 @@ import dialogue
 import tasks
 import tinyworld
 from dialogue import ChatFormat, ShardTeacher, generate, rollout
-from runfolder import UserError
+from infra.runfolder import UserError
 from tinyworld import HintTeacher
 
 

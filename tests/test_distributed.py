@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 import torch
 
-import distributed
+from infra import distributed
 import distributed_cases
 import evaluate
 import report
-import runfolder
+from infra import runfolder
 import sml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -154,7 +154,8 @@ sml.main(sys.argv[1:])
 LAST_WRITE_SML = """
 import os, sys, time
 sys.path.insert(0, {root!r})
-import distributed, report, sml
+import report, sml
+from infra import distributed
 write, cleanup = report.write_report, distributed.cleanup
 def slow_write(*a, **k):
     time.sleep(1.0)

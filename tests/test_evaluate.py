@@ -12,8 +12,8 @@ import torch
 import dialogue
 import evaluate
 import report
-import runfolder
-import stats
+from infra import runfolder
+from infra import stats
 import tasks
 from conftest import ROOT, random_llama
 from dialogue import ChatFormat, Dialogue

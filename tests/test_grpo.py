@@ -6,7 +6,7 @@ import torch
 
 import dialogue
 import grpo
-import runfolder
+from infra import runfolder
 import tasks
 import tinyworld
 from conftest import random_llama

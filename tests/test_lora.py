@@ -4,7 +4,7 @@ import pytest
 import torch
 from safetensors import safe_open
 
-import lora
+from infra import lora
 
 V = 64
 

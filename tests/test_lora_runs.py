@@ -16,16 +16,17 @@ import pytest
 import torch
 
 import dialogue
+import generation
 import grpo
-import lora
-import memory
+from infra import lora
+from infra import memory
 import realarch
-import runfolder
+from infra import runfolder
 import sft
 import sml
 import tasks
 from dialogue import ChatFormat, Dialogue
-from runfolder import UserError
+from infra.runfolder import UserError
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ROOT = Path(__file__).resolve().parents[1]
@@ -230,7 +231,7 @@ def test_rollout_in_chunks_gives_the_one_batch_dialogues():
     first chunk is what a call with those prompts alone samples."""
     model, tok = dialogue.load_model(str(realarch.model_folder("gemma3")), "cpu")
     problems = tasks.load_omni_math(str(FIXTURES / "answer_four.jsonl"), "train")[:3]
-    sizes, real = [], dialogue._generate_batch
+    sizes, real = [], generation._generate_batch
 
     def spy(model, prompts, *a):
         sizes.append(len(prompts))
@@ -241,11 +242,11 @@ def test_rollout_in_chunks_gives_the_one_batch_dialogues():
         return dialogue.rollout(model, tok, problems, teacher, group_size=2, max_turns=3, max_turn_tokens=8,
                                 max_dialogue_tokens=200, temperature=0, max_batch_tokens=cap)
     one = roll(None)
-    dialogue._generate_batch = spy
+    generation._generate_batch = spy
     try:
         chunked = roll(160)
     finally:
-        dialogue._generate_batch = real
+        generation._generate_batch = real
     assert set(sizes) == {1, 2}                                  # 6 prompts of 57-81 tokens (+8) cut in 2s and 1s
     assert [d.segments for d in chunked] == [d.segments for d in one]
     assert [d.messages for d in chunked] == [d.messages for d in one] and any(d.turns > 1 for d in one)

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-import lora
-import memory
+from infra import lora
+from infra import memory
 
 FIXTURE = Path(__file__).parent / "fixtures" / "gemma-3-12b-it-config.json"
 TEXT = dict(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,

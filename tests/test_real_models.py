@@ -11,14 +11,14 @@ import torch
 import dialogue
 import evaluate
 import grpo
-import lora
+from infra import lora
 import report
 import realarch
-import runfolder
+from infra import runfolder
 import sml
 import tasks
 from dialogue import ChatFormat
-from runfolder import UserError
+from infra.runfolder import UserError
 
 ARCHS = list(realarch.ARCHS)
 FIXTURES = Path(__file__).parent / "fixtures"

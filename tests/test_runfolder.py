@@ -6,7 +6,7 @@ import sys
 import pytest
 import torch
 
-import runfolder
+from infra import runfolder
 from conftest import ROOT, random_llama
 
 
@@ -41,7 +41,7 @@ def test_a_damaged_latest_checkpoint_falls_back_to_the_previous_one(tok, tmp_pat
 
 def test_the_lock_refuses_a_second_run_and_dies_with_its_process(tmp_path):
     holder = subprocess.Popen([sys.executable, "-c", f"import sys, time; sys.path.insert(0, {str(ROOT)!r});"
-                               f"import runfolder, pathlib\nwith runfolder.lock(pathlib.Path({str(tmp_path)!r})):\n"
+                               f"from infra import runfolder; import pathlib\nwith runfolder.lock(pathlib.Path({str(tmp_path)!r})):\n"
                                "    print('held', flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"
     with pytest.raises(runfolder.UserError, match=f"pid {holder.pid}"):

@@ -13,8 +13,8 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import asserts  # noqa: E402
-import sandbox  # noqa: E402
+from execution import asserts  # noqa: E402
+from execution import sandbox  # noqa: E402
 import verify  # noqa: E402
 from verify import check_code, extract_program  # noqa: E402
 
@@ -473,21 +473,21 @@ def ast_unparse(node):
 
 
 def test_plain_values_round_trip_and_the_programs_own_types_do_not():
-    import sandbox_harness
+    from execution import harness
     value = [1, -2 ** 70, 2.5, float("inf"), "s", b"b", None, True, (1, [2]), {"k": {3, 4}}, frozenset({5}),
              {(1, 2): "tuple key"}, int, type(None)]
-    assert sandbox.decode(json.loads(json.dumps(sandbox_harness.encode(value)))) == value
+    assert sandbox.decode(json.loads(json.dumps(harness.encode(value)))) == value
 
     class Int(int):
         pass
     for bad in (Int(3), object(), [1, object()], {"a": Int(1)}):
         with pytest.raises(TypeError):
-            sandbox_harness.encode(bad)
+            harness.encode(bad)
     deep = []
     for _ in range(200):
         deep = [deep]
     with pytest.raises(ValueError):
-        sandbox_harness.encode(deep)
+        harness.encode(deep)
 
 
 # --- reward hacking: ways to pass a test without computing its answer ---

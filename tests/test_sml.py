@@ -9,7 +9,7 @@ import pytest
 
 import evaluate
 import report
-import runfolder
+from infra import runfolder
 import sml
 import tasks
 

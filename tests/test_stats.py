@@ -6,7 +6,7 @@ import statistics
 
 import pytest
 
-import stats
+from infra import stats
 
 # t_{0.975, df}, df = 1..30, as printed in the standard tables (4 decimals)
 TABLE = [12.7062, 4.3027, 3.1824, 2.7764, 2.5706, 2.4469, 2.3646, 2.3060, 2.2622, 2.2281, 2.2010, 2.1788,

@@ -11,6 +11,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import tasks  # noqa: E402
 from tasks import DataError  # noqa: E402
+from infra import datafiles  # noqa: E402
 
 FIX = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
 OMNI, LCB, OCI, LIC = (os.path.join(FIX, f) for f in (
@@ -170,12 +171,12 @@ def test_livecodebench_folder_of_release_files(tmp_path):
 
 def test_decode_test_cases_plain_pickle():
     tests = [{"input": "1", "output": "2", "testtype": "stdin"}]
-    assert tasks.decode_test_cases(packed(json.dumps(tests)), "x") == tests
-    assert tasks.decode_test_cases(json.dumps(tests), "x") == tests
-    assert tasks.decode_test_cases(tests, "x") == tests
+    assert datafiles.decode_test_cases(packed(json.dumps(tests)), "x") == tests
+    assert datafiles.decode_test_cases(json.dumps(tests), "x") == tests
+    assert datafiles.decode_test_cases(tests, "x") == tests
     for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
         blob = base64.b64encode(zlib.compress(pickle.dumps(json.dumps(tests), protocol=protocol))).decode()
-        assert tasks.decode_test_cases(blob, "x") == tests
+        assert datafiles.decode_test_cases(blob, "x") == tests
 
 
 class _Hostile:
@@ -199,11 +200,11 @@ def test_hostile_pickle_is_refused(tmp_path):
     assert not marker.exists()
     # any class reference is refused, even a harmless builtin one; class-free non-strings are rejected after
     with pytest.raises(DataError, match="references builtins.complex; refused"):
-        tasks.decode_test_cases(packed(complex(1, 2)), "x")
+        datafiles.decode_test_cases(packed(complex(1, 2)), "x")
     with pytest.raises(DataError, match="unpickles to a set, not the expected JSON string"):
-        tasks.decode_test_cases(packed({1, 2}), "x")
+        datafiles.decode_test_cases(packed({1, 2}), "x")
     with pytest.raises(DataError, match="neither a JSON list nor base64"):
-        tasks.decode_test_cases("not base64 !!", "x")
+        datafiles.decode_test_cases("not base64 !!", "x")
 
 
 # --- OpenCodeInstruct ---

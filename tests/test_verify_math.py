@@ -250,7 +250,7 @@ def test_cli():
 
 def test_math_verify_cases():
     """Math-Verify's own test pairs: >= 95% of the answer pairs right and no wrong answer accepted."""
-    import bench_math_grader as bench
+    from bench import math_grader as bench
     rows = bench.load_pairs(os.path.join(os.path.dirname(__file__), "fixtures", "math_verify_cases.jsonl"))
     answers = [r for r in rows if not r.get("questionable") and not bench.is_prose(r["pred"])]
     assert len(answers) >= 200

@@ -2,10 +2,10 @@
 
 sandbox.py starts this file by path, with the job (the program, and what to run for each test) on stdin:
 
-    python -I -S sandbox_harness.py supervise CFG   stage 1: joins the call's cgroup; makes new network, PID, IPC
+    python -I -S execution/harness.py supervise CFG   stage 1: joins the call's cgroup; makes new network, PID, IPC
                                                     and mount namespaces, the last with a root of its own (new_root);
                                                     sets the rlimits; starts stage 2
-    python -s -S sandbox_harness.py run CFG         stage 2, pid 1 of the new PID namespace: for each test, forks
+    python -s -S execution/harness.py run CFG         stage 2, pid 1 of the new PID namespace: for each test, forks
                                                     a child that drops privileges and runs the program
 
 Stage 2 never runs the program's code. Each test runs in a child of its own, as the sandbox uid, killed from

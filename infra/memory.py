@@ -36,8 +36,8 @@ Each figure is counted from the config (no weights are downloaded, so a 12B plan
 Run on its own (defaults: the paper's Gemma-3-12B setting as this project runs it: LoRA rank 16 on all
 projections, bf16, B = 8 problems x g = 8 dialogues, N = 4 turns of 1024 tokens -> 8192, micro-batch 4):
 
-    python memory.py tests/fixtures/gemma-3-12b-it-config.json --free-gib 78      # as sml.py plans it
-    python memory.py tests/fixtures/gemma-3-12b-it-config.json --lora-rank 0      # full finetuning
+    python -m infra.memory tests/fixtures/gemma-3-12b-it-config.json --free-gib 78      # as sml.py plans it
+    python -m infra.memory tests/fixtures/gemma-3-12b-it-config.json --lora-rank 0      # full finetuning
 
 Deviations, or where it is an estimate: the per-layer activations are measured with the CPU's attention
 kernels (flash-style, no T x T scores), assumed to save what CUDA's kernels save (not checked on a GPU);
@@ -61,7 +61,7 @@ import sys
 
 import torch
 
-from lora import DEFAULT_TARGETS
+from infra.lora import DEFAULT_TARGETS
 
 GiB = 2 ** 30
 SUPPORTED = ("llama", "qwen2", "qwen3", "gemma3_text", "gemma3")
@@ -340,7 +340,7 @@ def _saved_bytes_per_token(text_config_json: str, lora_rank: int, lora_targets: 
 
 def _measure_miniatures(text, lora_rank, lora_targets, dtype):
     from transformers import AutoModelForCausalLM
-    import lora
+    from infra import lora
     rows, saved = [], []
     for H, I, heads, kv_heads, hd in [(64, 128, 4, 2, 16), (128, 128, 4, 2, 16), (64, 256, 4, 2, 16),
                                       (64, 128, 8, 2, 16), (64, 128, 4, 4, 16), (64, 128, 4, 2, 32)]:

@@ -34,8 +34,8 @@ from pathlib import Path
 
 import torch
 
-import lora
-import distributed
+from infra import lora
+from infra import distributed
 
 
 class UserError(Exception):

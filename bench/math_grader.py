@@ -14,8 +14,8 @@ answer) and prose pairs (a sentence with no box: a dialogue needs a box to tell 
 question, so the trainer never grades these). A pair with a "questionable" note is left out of the
 scores and listed.
 
-    python bench_math_grader.py                              # tests/fixtures/math_verify_cases.jsonl
-    python bench_math_grader.py my_pairs.jsonl --show 20     # and up to 20 mistakes of each grader
+    python -m bench.math_grader                              # tests/fixtures/math_verify_cases.jsonl
+    python -m bench.math_grader my_pairs.jsonl --show 20     # and up to 20 mistakes of each grader
 
 Deviation: the paper grades with an LLM judge and reports no such measure; this one measures the
 rule-based grader that stands in for the judge here.

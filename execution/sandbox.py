@@ -9,9 +9,9 @@ produced; verify.check_code judges it, out of the program's reach:
 A test is {"stdin": text, "name": "__main__" or "solution", "steps": [...]}: the program runs with that stdin as
 module `name`, then the steps: ["exec", statement], ["eval", expression] or ["call", func_name, args]. No expected
 output ever comes here. Values come back as plain data (numbers, strings, bytes, lists, tuples, dicts, sets), as
-sandbox_harness.encode writes them and `decode` rebuilds them; an object of the program's own class is an error.
+harness.encode writes them and `decode` rebuilds them; an object of the program's own class is an error.
 
-How it runs. One call = one sandboxed process tree (sandbox_harness.py, by path). Stage 1, started in a new
+How it runs. One call = one sandboxed process tree (harness.py, by path). Stage 1, started in a new
 session, joins the call's cgroup, makes new network, PID, IPC and mount namespaces, gives the latter a root of its
 own, sets the rlimits and starts stage 2, a fresh interpreter (so the 512 MB stack limit sizes its main thread's
 stack: recursive @lru_cache solutions need it). Stage 2 forks one child per test, which drops privileges and runs
@@ -45,7 +45,7 @@ Without a mount namespace, what the uid left in /tmp, /var/tmp, /dev/shm and /ru
 world-readable files are readable (keep datasets where the sandbox uid can't read them, e.g. under /root).
 macOS is untested (no namespaces, cgroups or RLIMIT_AS there).
 
-    python sandbox.py          # prints sandbox_capabilities()
+    python -m execution.sandbox         # prints sandbox_capabilities()
     python -m pytest tests/test_sandbox.py -q
 """
 from __future__ import annotations
@@ -75,7 +75,7 @@ _CALL_BYTES_CAP = 64 << 20       # never keep more than this from one call
 _UID_BASE, _UID_POOL_SIZE = 64100, 32
 _LOCK_DIR = "/tmp/sml-sandbox-locks"
 _CGROUP_ROOT = "/sys/fs/cgroup"
-_HARNESS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sandbox_harness.py")
+_HARNESS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "harness.py")
 # Stage 2 runs with -S and gets the caller's package folders directly: numpy, sortedcontainers still import.
 _SITE_PACKAGES = [p for p in sys.path if os.path.basename(p) in ("site-packages", "dist-packages")
                   and ".local" not in p]
@@ -165,7 +165,7 @@ def _produced(frame, test, info, timeout_s) -> dict:
 
 
 def decode(x, depth: int = 0):
-    """sandbox_harness.encode's plain data back into Python values, built here: only exact builtin types."""
+    """harness.encode's plain data back into Python values, built here: only exact builtin types."""
     if depth > 101:
         raise ValueError("nested too deeply")
     if x is None or type(x) in (bool, int, float, str):

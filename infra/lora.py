@@ -25,7 +25,7 @@ save_pretrained folder that transformers (and evaluate.py) load with no adapter 
 
 Run on its own (a tiny random Llama: parameter counts, the step-0 equality, adapters off after a step):
 
-    python lora.py
+    python -m infra.lora
 
 The SML paper does not say how its 12B student was finetuned; LoRA is this project's choice so that
 the paper's setting fits one GPU (memory.py). Deviations from PEFT: no bias training, no DoRA/rsLoRA,

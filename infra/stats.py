@@ -9,7 +9,7 @@ the interval is Student's t, not the normal one: t_{0.975, 2} = 4.30, not 1.96.
     prints it for two runs.
   * `t975`: the t quantile for any degrees of freedom, whole or not (Welch's are not), so scipy is not needed.
 
-    python -c "import stats; print(stats.mean_ci([[0.5], [0.6], [0.7]]))"   # ([0.6], [0.248...])
+    python -c "from infra import stats; print(stats.mean_ci([[0.5], [0.6], [0.7]]))"   # ([0.6], [0.248...])
 """
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """Benchmark: dialogue.generate against Hugging Face `model.generate` on the same model, batch and lengths.
 
-    python bench_generate.py                          # CPU: the tiny model, batch 64, 128 new tokens
-    python bench_generate.py --model qwen2.5-0.5b     # GPU: a 0.5B-class Qwen2 config, random weights
-    python bench_generate.py --model PATH_OR_ID       # any causal LM
+    python -m bench.generate                          # CPU: the tiny model, batch 64, 128 new tokens
+    python -m bench.generate --model qwen2.5-0.5b     # GPU: a 0.5B-class Qwen2 config, random weights
+    python -m bench.generate --model PATH_OR_ID       # any causal LM
 
 Both sides generate exactly --new-tokens tokens per row (no stop token), greedy or sampled, from the
 same left-padded prompts of mixed lengths; tokens/s counts generated tokens only. On CUDA it also

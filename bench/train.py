@@ -1,7 +1,7 @@
 """Benchmark: one GRPO step with full finetuning against LoRA, with and without gradient checkpointing.
 
-    python bench_train.py                        # CPU: a small random Qwen2-architecture model (6M parameters)
-    python bench_train.py --hidden 896 --layers 24 --vocab 151936 --heads 14 --kv-heads 2 --intermediate 4864
+    python -m bench.train                        # CPU: a small random Qwen2-architecture model (6M parameters)
+    python -m bench.train --hidden 896 --layers 24 --vocab 151936 --heads 14 --kv-heads 2 --intermediate 4864
                                                  # the Qwen2.5-0.5B architecture, random weights (for a GPU)
 
 One step is what grpo.train does per batch: the rollout (dialogue.generate on B x g prompts, every row
@@ -27,9 +27,9 @@ import torch
 
 import dialogue
 import grpo
-import lora
-import memory
-import runfolder
+from infra import lora
+from infra import memory
+from infra import runfolder
 
 MiB = 2 ** 20
 

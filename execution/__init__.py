@@ -1,0 +1,1 @@
+"""Running model-written code: the sandbox, the program it runs by path, and assert parsing for tests."""
