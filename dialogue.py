@@ -190,7 +190,7 @@ def judge(problem: Problem, text: str) -> dict:
     Returns {"correct": True | False | None (no answer given), "answer": ..., "feedback": ...}.
     For code the verdict is on ALL the problem's tests, private ones included, while `feedback`, the
     teacher's private knowledge k_t, describes the public tests only (§5.1): a program that hard-codes the
-    expected outputs the teacher relays still fails the tests it never heard of (pitfall 11).
+    expected outputs the teacher relays still fails the tests it never heard of: the reward can't be hacked.
     """
     if problem.task == "code":
         program = verify.extract_program(text)

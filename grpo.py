@@ -8,51 +8,21 @@ student's tokens only. beta = 0 (no KL) as in the paper.
     python sml.py --task math --method mt-rl       # this file's loop, run from the recipe
     python grpo.py                                  # a few steps on the tiny world, printing metrics
 
-Implementation details, one by one:
-  1. The reward is per dialogue and discounted over turns, so solving sooner is worth more; all student
-     tokens of a dialogue share its advantage (no turn-level credit assignment, as in the paper).
-  2. Advantage = (r - mean of its group) / (std of its group + eps), std with Bessel's correction, over
-     the members that have a reward: a dialogue cut by the context limit has none (7 solved + 1 cut is a
-     flat group). A group whose rewards are all equal carries no signal: its advantage is exactly 0, and
-     the fraction of such groups is logged (with binary-ish rewards and g = 8 it is often large).
-  3. Loss normalisation (--loss-norm), over the dialogues that have a reward, flat groups included:
-     "token" (default): the sum over student tokens divided by the student-token count of those
-     dialogues. Every token weighs the same, and a batch of mostly flat groups takes a small step, not
-     a large one: dividing by the tokens of the non-flat dialogues alone would scale the step by
-     1 / (1 - fraction of flat groups), up to 8x. "sequence": the original GRPO's mean of per-dialogue
-     means, divided by the number of dialogues. It gives each dialogue equal weight and so shrinks each
-     token of a long dialogue, which favours long wrong answers (Dr. GRPO's point). Under "token", the
-     failed dialogues (N turns) are the long ones, so the tokens every turn repeats (\\boxed{, the end
-     token) get a net push down: watch `entropy` and `distinct_replies` in metrics.jsonl.
-  4. With beta = 0 a flat group's dialogues add exactly 0 to the loss, so they are not run through the
-     model (their tokens still count in the denominator). With beta > 0 every dialogue that has a reward
-     is in the loss: Eq. 2 applies the KL to every sample, flat groups included.
-  5. KL to a frozen reference (the starting policy) with the k3 estimator, exp(ref - logp) - (ref - logp)
-     - 1, weight beta (default 0, as in the paper; then no reference is kept at all). A LoRA student
-     (lora.py) is its own reference: the adapters' starting values are kept (MBs) and swapped in for the
-     reference pass, so no second copy of the base is made; fresh adapters make it the base model exactly.
-     Full finetuning keeps a frozen deep copy.
-  6. One optimiser step per batch (the default, on-policy) needs no ratio: pi/pi_old = 1. With
-     --ppo-epochs > 1 the batch is reused and the PPO ratio is clipped at 1 +/- eps (eps = 0.2).
-  7. Dialogues cut by the context limit are left out of the loss and of their group's statistics, not
-     scored 0 (their reward is unknown). A turn that runs past its token cap is different: the student
-     never ended it, so the dialogue scores 0 and is trained on (leaving those out too let the tiny
-     student learn to ramble after a wrong first answer).
-  8. Log-probs are computed only where the next token is a student token, in chunks of positions, each
-     chunk's logits recomputed in the backward pass, so a 150k vocabulary never holds full fp32 logits
-     for the whole batch (8 x 2048 x 152k floats would be ~10 GB).
-  9. Memory: the rollout runs under inference_mode (no activations kept) and in chunks of at most
-     `max_batch_tokens` positions per generate call; the training forward builds no KV cache and, when the
-     model has gradient checkpointing on (sml.py's --grad-checkpointing), recomputes each decoder layer in
-     the backward pass instead of storing its activations. memory.py plans both phases.
- 10. The learning rate rises linearly over the first `warmup_steps` steps: Adam's first updates are
-     large and noisy, and on a small model one of them can collapse the policy. A step whose loss or
-     gradient is NaN/inf is skipped and counted (runfolder.Guard); K in a row stop the run.
- 10. Under `torchrun --nproc-per-node K` each rank rolls out 1/K of the batch's problems and backpropagates
-     1/K of its dialogues; the dialogues are gathered and the gradients summed (distributed.py), so rewards,
-     advantages, the denominator of detail 3, the NaN guard's decision and the step are those of one process.
-Deviations: single-turn baselines (N = 1) use the same code with max_turns = 1; the paper's exact
-optimiser settings are not given, ours are AdamW with the CLI's --lr and gradient clipping at 1.0.
+GRPO's details, one by one:
+  1. All student tokens of a dialogue share its advantage: no turn-level credit, as in the paper.
+  2. Advantage = (r - group mean) / (group std + eps), Bessel-corrected, over the members that have a
+     reward. A flat group (all rewards equal) gets advantage 0; the fraction of flat groups is logged.
+  3. A dialogue cut by the context limit has no reward: it leaves the loss and its group's statistics
+     (not scored 0). A turn that runs past its token cap was never ended: it scores 0 and is trained on.
+  4. --loss-norm token (default): the sum over student tokens / the student tokens of all dialogues that
+     have a reward, flat groups included, so a mostly flat batch takes a small step. sequence: the original
+     GRPO's mean of per-dialogue means, which favours long wrong answers (Dr. GRPO's point).
+  5. beta = 0: a flat group adds exactly 0, so it is not run through the model (its tokens still count in
+     4's denominator). beta > 0: the k3 KL to the stage's starting policy on every dialogue with a reward.
+  6. One optimiser step per batch is on-policy: ratio 1. --ppo-epochs > 1 reuses the batch, ratio clipped.
+  7. Linear learning-rate warm-up; a step whose loss or gradient is NaN/inf is skipped and counted.
+Deviations: single-turn baselines (N = 1) use the same code with max_turns = 1; the paper's optimiser
+settings are not given, ours are AdamW with --lr and gradient clipping at 1.0.
 """
 from __future__ import annotations
 
@@ -138,7 +108,7 @@ def train(student, tokenizer, teacher, problems, out: Path, *, batch_problems: i
     n_steps = len(problems) // batch_problems
     if max_steps is not None:
         n_steps = min(n_steps, max_steps)
-    guard = runfolder.Guard(max_nan_steps)
+    guard = runfolder.Guard(max_nan_steps)        # skips a NaN/inf step; max_nan_steps in a row stop the run
     start = (runfolder.resume(out, student, optimizer) or {"step": 0})["step"] if resume else 0
     runfolder.truncate_metrics(out, start)
     bar = tqdm(range(start, n_steps), desc="GRPO", initial=start, total=n_steps, disable=not progress,
@@ -150,7 +120,9 @@ def train(student, tokenizer, teacher, problems, out: Path, *, batch_problems: i
         t0 = time.time()
         student.eval()
         # torchrun: each rank rolls out its share of the batch's problems with its own seed, then every
-        # rank gets the whole batch back, in order, for the rewards, advantages and metrics below
+        # rank gets the whole batch back, in order, for the rewards, advantages and metrics below.
+        # Memory: the rollout keeps no activations (inference_mode) and generates in chunks of at most
+        # max_batch_tokens positions; infra/memory.py plans it and the training pass together.
         dialogues = dialogue.rollout(student, tokenizer, distributed.shard(batch), teacher, group_size=group_size,
                                      max_turns=max_turns, max_turn_tokens=max_turn_tokens,
                                      max_dialogue_tokens=max_dialogue_tokens, temperature=temperature,
@@ -183,8 +155,8 @@ def train(student, tokenizer, teacher, problems, out: Path, *, batch_problems: i
 def reference_policy(student):
     """Detail 5's KL reference, the policy this stage starts from, frozen: a function that returns a context
     in which it yields a model computing that policy. A LoRA student needs no copy of the base."""
-    if lora.adapters(student):
-        start = lora.adapter_values(student)
+    if lora.adapters(student):   # keep the adapters' starting values (MBs) and swap them in for the
+        start = lora.adapter_values(student)   # reference pass; fresh adapters make it the base exactly
         return lambda: lora.adapters_as(student, start)
     frozen = copy.deepcopy(student).eval().requires_grad_(False)
     return lambda: contextlib.nullcontext(frozen)
@@ -195,7 +167,7 @@ def train_step(model, optimizer, guard, dialogues, advantages, pad_id, device, r
     """One (or ppo_epochs) optimiser step(s) on a batch of dialogues; gradient accumulation over micro-batches.
 
     The loss is over the dialogues that have a reward (not cut by the context), and so is its denominator
-    (detail 3). With beta = 0 a zero-advantage dialogue adds exactly 0, so it is skipped (detail 4).
+    (detail 4). With beta = 0 a zero-advantage dialogue adds exactly 0, so it is skipped (detail 5).
     `reference` is what reference_policy returns.
     Under torchrun every rank holds the whole batch and backpropagates its share of the dialogues; their
     gradients and losses are summed (distributed.py), so the step is the one of one process on the batch."""
@@ -252,6 +224,8 @@ def masked_logprobs(model, ids: torch.Tensor, mask: torch.Tensor, attention: tor
     positions ever reach the vocabulary projection, `chunk` positions at a time, and each chunk is
     recomputed in the backward pass (activation checkpointing) instead of keeping its logits.
     """
+    # No KV cache here, and with --grad-checkpointing each decoder layer is recomputed in the backward
+    # pass instead of storing its activations.
     hidden = model.get_decoder()(input_ids=ids, attention_mask=attention,
                                  use_cache=False).last_hidden_state         # (B, T, H); nothing reuses a cache
     target = mask[:, 1:].bool()                                             # (B, T-1) next token is the student's
@@ -259,7 +233,7 @@ def masked_logprobs(model, ids: torch.Tensor, mask: torch.Tensor, attention: tor
     y = ids[:, 1:][target]                                                  # (n,)
     head, cap = model.get_output_embeddings(), getattr(model.config, "final_logit_softcapping", None)
     logps, ents = [], []
-    for i in range(0, h.shape[0], chunk):
+    for i in range(0, h.shape[0], chunk):   # full fp32 logits of 8 x 2048 tokens x 152k words would be ~10 GB
         args = (h[i:i + chunk], y[i:i + chunk], head.weight, cap)
         lp, ent = (checkpoint(_chunk_logprobs, *args, use_reentrant=False) if torch.is_grad_enabled()
                    else _chunk_logprobs(*args))
@@ -286,7 +260,7 @@ def _chunk_logprobs(h, y, weight, cap):
 
 def batch_tensors(examples: list[tuple[list[int], list[int]]], pad_id: int, device):
     """Right-pad (ids, mask) pairs into (B, T) tensors: ids, loss mask, attention mask. Padding is known
-    by position, never inferred from token ids, so pad == eos cannot hide a real end token (pitfall 1)."""
+    by position, never inferred from token ids, so pad == eos cannot hide a real end token."""
     T = max(len(ids) for ids, _ in examples)
     ids = torch.tensor([i + [pad_id] * (T - len(i)) for i, _ in examples], device=device)
     mask = torch.tensor([m + [0] * (T - len(m)) for _, m in examples], dtype=torch.float32, device=device)
@@ -312,7 +286,8 @@ def dialogue_stats(dialogues) -> dict:
 
 
 def distinct_replies(dialogues) -> float:
-    """A diversity signal (pitfall 7): distinct first replies / dialogues. Collapse drives it towards 1/g."""
+    """A diversity signal, since beta = 0 can collapse into degenerate text: distinct first replies /
+    dialogues. Collapse drives it towards 1/g."""
     firsts = [d.student_turns()[0]["text"] for d in dialogues if d.student_turns()]
     return len(set(firsts)) / max(1, len(firsts))
 

@@ -250,7 +250,7 @@ def load_opencodeinstruct(path: str | None = None, n: int | None = None, seed: i
     by one until n rows are in hand (all of them, millions of rows, without n).
     The dataset has no private tests, so the first half of each row's asserts are public (the teacher
     relays their results) and the rest private (they count for the reward only): were every assert
-    relayed, a program could copy the expected values it was told (pitfall 11). A row with an assert that
+    relayed, a program could copy the expected values it was told and be rewarded. A row with an assert that
     verify.check_code cannot judge outside the program (asserts.split_assert refuses its shape: the
     program could decide it) can't be rewarded honestly: it is skipped, and counted.
     """

@@ -302,9 +302,9 @@ def implicit_imports():
 
 
 def reach_libraries():
-    """Let the sandbox uid import from folders it can't reach (an interpreter under /root, pyenv): open each
-    library folder now, as root, and import through /proc/self/fd/N, which the forked children inherit.
-    This exposes those folders (world-readable ones under /root/.pyenv here), nothing more."""
+    """Let the sandbox uid import from folders it can't reach (an interpreter in root's home, pyenv): open
+    each library folder now, as root, and import through /proc/self/fd/N, which the forked children
+    inherit. This exposes those folders (their world-readable files), nothing more."""
     moved = {}
     for p in sys.path:
         try:

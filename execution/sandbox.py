@@ -42,7 +42,7 @@ lock so concurrent calls never share one), without capabilities. If those uids c
 in a user namespace where the kernel allows one (then all of the above but the cgroup hold); where it doesn't,
 it can read and write that user's files and reach its processes: run untrusted models as root or in a container.
 Without a mount namespace, what the uid left in /tmp, /var/tmp, /dev/shm and /run/lock is removed afterwards, and
-world-readable files are readable (keep datasets where the sandbox uid can't read them, e.g. under /root).
+world-readable files are readable (keep datasets where the sandbox uid can't read them, e.g. root's home).
 macOS is untested (no namespaces, cgroups or RLIMIT_AS there).
 
     python -m execution.sandbox         # prints sandbox_capabilities()
