@@ -6,7 +6,7 @@ the dialogue (its `success_turn` is t), otherwise the teacher, who holds private
 (the reference answer, or test results on the student's latest program), replies with feedback
 (u_{t+1}^T ~ pi_T(.|c_t, u_t^S, k_t)). After N student turns the dialogue ends unsolved.
 
-    python dialogue.py MODEL              # a few dialogues of a chat model (hub id or folder) with itself as teacher
+    python dialogue.py MODEL              # a few dialogues of a chat model (hub id or folder), itself teacher
     python tinyworld.py --show            # ... of the tiny world
     python -m pytest tests/test_dialogue.py -q
 
@@ -447,7 +447,7 @@ def _progress(total: int, desc: str, enabled: bool):
 
 
 if __name__ == "__main__":
-    # python dialogue.py MODEL [OMNI_MATH_JSONL]: a few dialogues of a chat model with its frozen self as teacher
+    # python dialogue.py MODEL [OMNI_MATH_JSONL]: a few dialogues of a chat model, its frozen self teacher
     import sys
     import tasks
     if len(sys.argv) < 2:

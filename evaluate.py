@@ -60,7 +60,7 @@ from infra.stats import half_width, mean_ci
 
 
 # ---------------------------------------------------------------------------------------------
-# The curve (§5.1); stats.py gives its 95% confidence interval over seeds (§5.4).
+# The curve (§5.1); infra/stats.py gives its 95% confidence interval over seeds (§5.4).
 # ---------------------------------------------------------------------------------------------
 
 def success_curve(dialogues, n_turns: int) -> list[float]:

@@ -27,8 +27,8 @@ from infra import stats
 
 TURN_TYPES = ("answer_attempt", "clarification", "interrogation", "discussion", "hedge", "refuse", "missing")
 QUESTION_TYPES = ("clarification", "interrogation")
-# Fig. 3's curves (evaluate.answer_loss), each with the key of its CI over training seeds (evaluate.combine): over
-# every context, and after a teacher's message that placed the answer or one that did not
+# Fig. 3's curves (evaluate.answer_loss), each with the key of its CI over training seeds (evaluate.combine):
+# over every context, and after a teacher's message that placed the answer or one that did not
 ANSWER_LOSS_CURVES = {"answer_loss_by_turn": "answer_loss_ci95", "answer_loss_placed": "answer_loss_placed_ci95",
                       "answer_loss_not_placed": "answer_loss_not_placed_ci95"}
 # the two curves of one kind each: did the teacher's last message place the answer?

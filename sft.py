@@ -11,7 +11,7 @@ Single-turn SFT ("ST-SFT"): (problem -> reference solution) pairs, the solution 
 
 Loss normalisation: token-mean over all student tokens of a batch, as in grpo.py. An epoch is every
 example once: the last batch of an epoch is smaller when the batch size does not divide the data.
-Under torchrun (distributed.py) each rank rolls out its share of the problems and every rank gets all
+Under torchrun (infra/distributed.py) each rank rolls out its share of the problems and every rank gets all
 the kept dialogues; each rank then backpropagates its share of every batch, divided by the whole
 batch's token count, and the gradients are summed over ranks: one process's step.
 Deviation: one iteration of generate-filter-train, as in the paper (§2); the rollout uses the same

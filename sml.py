@@ -5,7 +5,7 @@
     python sml.py --task math --method st-rl --seeds 3
     python sml.py --task code                        # the same on the tiny world's code task (sandboxed tests)
     python sml.py --task math --transfer             # ... and also evaluate on code (Fig. 4's transfer)
-    python sml.py --task math --model google/gemma-3-12b-it --data hub --sharded-data hub   # the paper, one GPU
+    python sml.py --task math --model google/gemma-3-12b-it --data hub --sharded-data hub  # the paper, 1 GPU
 
 The recipe: evaluate the starting model ("base"), then for each training seed train it afresh
 with --method and evaluate it on the held-out problems (N = 10 turns by default, though training
@@ -18,11 +18,11 @@ uses N = 4), and report mean and 95% CI over seeds. Methods:
     qprime     Q-priming: SFT on question-injected dialogues, then MT-RL       qprime.py, sft.py, grpo.py
     sft-rl     the control: SFT on dialogues without questions, then MT-RL      sft.py, grpo.py
 
-One GPU (issue: a 12B student). A real model trains LoRA adapters by default (--lora-rank 16, lora.py):
+One GPU, a 12B student. A real model trains LoRA adapters by default (--lora-rank 16, infra/lora.py):
 one copy of the weights is the student (adapters on), the teacher and GRPO's KL reference (adapters off),
 and each seed starts from fresh adapters. Full finetuning (--lora-rank 0, the tiny model's default) trains
 a deep copy per seed beside the untouched base. Before the first step the run prints its memory plan
-(memory.py: weights, adapters or gradients, optimiser state, the rollout's KV cache, the training
+(infra/memory.py: weights, adapters or gradients, optimiser state, the rollout's KV cache, the training
 micro-batch's activations) against the free memory, and a plan that cannot fit ends the run in one
 sentence that says what to change. Real models also recompute each decoder layer in the backward pass
 (--grad-checkpointing), and generate at most --rollout-batch full-length dialogues per call (by default
@@ -35,7 +35,7 @@ format: for plain transformers and evaluate.py) and sft_dataset.jsonl; and eval.
 and dialogues/*.jsonl. A killed run continues with --resume --out DIR.
 This is the only file that knows the whole recipe; each stage lives in its own file.
 
-    torchrun --nproc-per-node K sml.py ...   # the same recipe on K GPUs (or K CPU processes): distributed.py
+    torchrun --nproc-per-node K sml.py ...   # the same recipe on K GPUs (or K CPU processes): infra/distributed.py
 Under torchrun every rank runs this recipe on its share of the problems; rank 0 alone writes the run folder.
 """
 from __future__ import annotations
@@ -66,7 +66,7 @@ import tinyworld
 from infra.runfolder import UserError, number, write_json
 
 TINY_MATH_PROBLEMS = 1280   # one epoch = 160 GRPO steps of 8 problems: a sample of the 3804 of the train split
-TINY_CODE_PROBLEMS = 320    # every program runs in the sandbox (~0.14 s each): a shorter epoch
+TINY_CODE_PROBLEMS = 320    # every program runs in the sandbox, which is slow: a shorter epoch
 METHODS = ["mt-rl", "mt-sft", "st-rl", "st-rl-g32", "st-sft", "qprime", "sft-rl"]
 GRPO_METHODS = ("mt-rl", "st-rl", "st-rl-g32", "qprime", "sft-rl")
 # What a resumed run must share with the run it continues: everything that changes what is trained.
@@ -244,8 +244,8 @@ def run(args):
             trained[name].append(entry)
         del student
     results[args.method] = {name: evaluate.combine(entries) for name, entries in trained.items()}
-    # Rank 0 writes the reports while the others wait: a rank that went on would tear its process group down and
-    # exit while rank 0 still writes, and should that exit fail, torchrun would stop rank 0 in mid-write.
+    # Rank 0 writes the reports while the others wait: a rank that went on would tear its process group down
+    # and exit while rank 0 still writes, and should that exit fail, torchrun would stop rank 0 in mid-write.
     distributed.on_main(lambda: report.write_report(args.out, results, n_turns_train=args.turns,
                                                     trained_on=args.task if args.transfer else None))
     print_curves(results, args.eval_turns)

@@ -7,8 +7,11 @@ knowledge (the gold `answer` and reference `solution` for math; the `tests` for 
     python tasks.py                                  # print a few tiny-world problems
     python tasks.py omni-math path/to/test.jsonl     # ... and three problems of a dataset ("hub" to download)
 
-The real datasets (formats in docs/datasets.md) are read from a local path, or fetched
+The real datasets (each loader's docstring gives its format) are read from a local path, or fetched
 from the Hugging Face hub with `huggingface_hub.hf_hub_download` when online.
+Deviations: the paper's datasets are all here (Omni-MATH, OpenCodeInstruct, LiveCodeBench, Lost in
+Conversation); the tiny world's generated problems stand in for them by default, and OpenCodeInstruct's
+asserts are split into public and private halves because the dataset has no private tests.
 """
 from __future__ import annotations
 
@@ -19,8 +22,8 @@ import random
 import sys
 from dataclasses import dataclass, field, replace
 
-from infra.datafiles import (DataError, check_file, code_tests, decode_unit_tests, func_name_of, get_field, hub_file,
-                             judgeable, read_jsonl, read_rows, within_limits)
+from infra.datafiles import (DataError, check_file, code_tests, decode_unit_tests, func_name_of, get_field,
+                             hub_file, judgeable, read_jsonl, read_rows, within_limits)
 
 
 @dataclass
@@ -30,10 +33,10 @@ class Problem:
     statement: str                         # the fully specified problem, as the student sees it
     answer: str | None = None              # math: the gold final answer (LaTeX); code: None
     solution: str = ""                     # a reference solution (private knowledge; single-turn SFT target)
-    tests: list[dict] = field(default_factory=list)   # code: [{"input", "output", "testtype"}] or [{"assert": str}]
+    tests: list[dict] = field(default_factory=list)   # code: [{"input", "output", "testtype"}] | [{"assert"}]
     func_name: str | None = None           # code: the function LiveCodeBench's functional tests call
     starter_code: str = ""                 # code: the signature the program must keep
-    shards: list[str] | None = None        # sharded task: shards[0] is the vague opening, then one piece per turn
+    shards: list[str] | None = None        # sharded: shards[0] is the vague opening, then one piece per turn
     source: str = ""                       # which dataset or generator it came from
     meta: dict = field(default_factory=dict)
 
@@ -50,7 +53,7 @@ def split_of(key: str, test_fraction: float) -> str:
 
 _OP_WORD = {"+": "sum", "-": "difference"}   # how a shard names the operation
 TINY_RANGE = range(20, 90)   # two-step problems: the answer and the first step's result both lie here
-FAR_STEPS = 3                # the second number c is one digit, or (for "far" problems) 10 .. 9 * (FAR_STEPS + 1)
+FAR_STEPS = 3                # the second number c is one digit, or (far problems) 10 .. 9 * (FAR_STEPS + 1)
 
 
 def tiny_math_problems(split: str, n: int | None = None, seed: int = 0, sharded: bool = False) -> list[Problem]:
@@ -101,7 +104,8 @@ def tiny_program(constant: int) -> str:
     return f"```python\ndef f(x):\n    return x + {constant}\n```"
 
 
-def tiny_problems(task: str, split: str, n: int | None = None, seed: int = 0, sharded: bool = False) -> list[Problem]:
+def tiny_problems(task: str, split: str, n: int | None = None, seed: int = 0,
+                  sharded: bool = False) -> list[Problem]:
     return (tiny_code_problems if task == "code" else tiny_math_problems)(split, n, seed, sharded)
 
 
@@ -111,12 +115,11 @@ ONE_STEP_SHARE = 0.25   # of the tiny training problems: one step, which the bas
 def tiny_training_problems(task: str, n: int | None = None, seed: int = 0) -> list[Problem]:
     """What RL and SFT train on in the tiny world: n training problems (default: every one-step one, and three
     times as many two-step ones), ONE_STEP_SHARE of them one-step ("What is 37 + 5?", the sharded pair's fully
-    specified form) and the rest two-step, in a seeded order. The held-out evaluation keeps the two kinds apart
-    (its main curves are two-step; one-step is Table 1's "full" row).
-    Why the mix: as in a real dataset, some training problems are solved at turn 1, so a question there costs a
-    turn and the reward that came with it. With two-step problems alone asking was free, and Q-priming -> RL
-    asked on every problem, one-step ones included (full success .058 ± .050, 69% of its turns questions); with a
-    quarter one-step, .880 ± .054 and 0.2% questions there, while it still asks on two-step ones (3 seeds each)."""
+    specified form) and the rest two-step, in a seeded order. The held-out evaluation keeps the two kinds
+    apart (its main curves are two-step; one-step is Table 1's "full" row). Why the mix: as in a real dataset,
+    some training problems are solved at turn 1, so a question there costs a turn and the reward that came
+    with it. With two-step problems alone asking would be free, and Q-priming -> RL learns to ask on every
+    problem, one-step ones included."""
     two = tiny_problems(task, "train")
     one = [replace(p, shards=None) for p in tiny_problems(task, "train", sharded=True)]
     n = round(len(one) / ONE_STEP_SHARE) if n is None else n
@@ -143,9 +146,9 @@ def _sample(problems: list[Problem], n: int | None, seed: int) -> list[Problem]:
 def _tiny_arithmetic(split: str, one_step: bool):
     """(key, text, terms, answer, meta) of the tiny world's split, in a fixed order. One step: a +- b with an
     answer >= 10. Two steps: a +- b +- c with the first step and the answer in TINY_RANGE, so that every
-    correction by a one-digit number stays two-digit. A far c (10 .. 9 * (FAR_STEPS + 1)) has FAR_STEPS times as
-    many candidates as a near one, so a fixed hash keeps one in FAR_STEPS of them: far and near come out about
-    as many before the range cuts them."""
+    correction by a one-digit number stays two-digit. A far c (10 .. 9 * (FAR_STEPS + 1)) has FAR_STEPS times
+    as many candidates as a near one, so a fixed hash keeps one in FAR_STEPS of them: far and near come out
+    about as many before the range cuts them."""
     step = lambda x, op, y: x + y if op == "+" else x - y
     for a in range(10, 100):
         for op in "+-":
@@ -205,14 +208,16 @@ def load_omni_math(path: str | None = None, split: str = "train", n_train: int =
             id=f"omni-{i}", task="math", statement=get_field(row, "problem", str, where),
             # a gold answer wrapped in $...$ or \boxed{} is kept: verify.math_equal normalises it
             answer=str(get_field(row, "answer", (str, int, float), where)).strip(),
-            solution=get_field(row, "solution", str, where, default=""), source=get_field(row, "source", str, where, default=""),
+            solution=get_field(row, "solution", str, where, default=""),
+            source=get_field(row, "source", str, where, default=""),
             meta={"domain": get_field(row, "domain", list, where, default=[]),
                   "difficulty": get_field(row, "difficulty", (int, float), where, default=None), "row": i})))
     return within_limits(problems, path)
 
 
 def load_livecodebench(path: str | None = None, release: int = 6, n: int | None = None) -> list[Problem]:
-    """LiveCodeBench code generation: a JSONL file, or a folder of test.jsonl, test2.jsonl, ... test<release>.jsonl.
+    """LiveCodeBench code generation: a JSONL file, or a folder of test.jsonl, test2.jsonl, ...,
+    test<release>.jsonl.
 
     The tests are the public and the private test cases, each marked with "public": True/False
     (the teacher sees the public ones' results; the verifier runs them all). With `n`, the first n.
@@ -271,8 +276,8 @@ def load_opencodeinstruct(path: str | None = None, n: int | None = None, seed: i
     else:
         rows = read_rows(path)
     if rows and "unit_tests" not in rows[0][1] and "public_test_cases" in rows[0][1]:
-        raise DataError(f"{path} holds LiveCodeBench problems, but code training data (--task code --data) is read "
-                        "as OpenCodeInstruct; pass LiveCodeBench with --eval-data instead.")
+        raise DataError(f"{path} holds LiveCodeBench problems, but code training data (--task code --data) "
+                        "is read as OpenCodeInstruct; pass LiveCodeBench with --eval-data instead.")
     problems, unjudgeable = [], 0
     for i, (where, row) in enumerate(rows):
         tests = decode_unit_tests(get_field(row, "unit_tests", (str, list), where), where)
@@ -327,7 +332,8 @@ def load_lost_in_conversation(path: str | None = None, task: str = "math") -> li
         shards = get_field(entry, "shards", list, where)
         if not shards or not all(isinstance(s, dict) and isinstance(s.get("shard"), str)
                                  and isinstance(s.get("shard_id"), int) for s in shards):
-            raise DataError(f"{where}: 'shards' should be a non-empty list of {{\"shard_id\": int, \"shard\": str}}.")
+            raise DataError(f"{where}: 'shards' should be a non-empty list of "
+                            f"{{\"shard_id\": int, \"shard\": str}}.")
         p = Problem(id=f"lic-{get_field(entry, 'task_id', (str, int), where)}", task=task, statement="",
                     shards=[s["shard"] for s in sorted(shards, key=lambda s: s["shard_id"])],
                     source=f"lost_in_conversation/{entry.get('source', task)}")
@@ -339,7 +345,8 @@ def load_lost_in_conversation(path: str | None = None, task: str = "math") -> li
                 raise DataError(f"{where}: the answer has no '#### <number>' line to take the gold answer from.")
             p.answer = finals[-1].strip()[4:].strip().replace(",", "")  # GSM8K writes 1,000 now and then
         else:
-            # LiveCodeBench-derived tasks have question_content; HumanEval-derived ones a prompt (signature + docstring)
+            # LiveCodeBench-derived tasks have question_content; HumanEval-derived ones a prompt
+            # (signature + docstring)
             p.starter_code = (get_field(entry, "starter_code", str, where, default="")
                               or get_field(entry, "prompt", str, where, default=""))
             question = (get_field(entry, "question_content", str, where, default="")

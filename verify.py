@@ -36,15 +36,16 @@ is rule-based, so a text answer counts only when Math-Verify matches it (a right
 Which lists are ordered only the problem knows: a bare list of plain numbers is ordered here, and
 Math-Verify reads other lists as sets.
 
-Code (§5.1, the code domain, §4.1): the student's program runs on the problem's tests in sandbox.py, which
-says what it produced; the verdict is made here, out of the program's reach. The teacher's private knowledge
-k_t is what the public tests say about the student's latest program (§4.1: it changes each student turn).
+Code (§5.1, the code domain, §4.1): the student's program runs on the problem's tests in execution/sandbox.py,
+which says what it produced; the verdict is made here, out of the program's reach. The teacher's private
+knowledge k_t is what the public tests say about the student's latest program (§4.1: it changes each student
+turn).
 
     extract_program(reply)     the last ```python block of a reply (else the last untagged ``` block), or None
     check_code(program, tests, func_name=None, timeout_s=6.0) -> CodeResult
-        .passed: all tests pass, private ones too (the reward); .n_passed, .n_tests, .score; .results: one dict
-        per test (status pass/fail/error/timeout, input, expected, got, error, public); .feedback: k_t, the
-        public tests only (a test with "public": False counts for .passed and is never described)
+        .passed: all tests pass, private ones too (the reward); .n_passed, .n_tests, .score; .results: one
+        dict per test (status pass/fail/error/timeout, input, expected, got, error, public); .feedback: k_t,
+        the public tests only (a test with "public": False counts for .passed and is never described)
     feedback_text(results)     that text from per-test results (the tiny world writes it without running code)
     values_match, stdout_matches   LiveCodeBench's comparisons, on plain data
 
@@ -52,11 +53,13 @@ Tests come in the datasets' three forms; none of their expected outputs ever ent
     {"input", "output", "testtype": "stdin"}       LiveCodeBench: input on stdin; stdout compared line by line,
                                                    numbers token by token with tolerance 1e-6
     {"input", "output", "testtype": "functional"}  LiveCodeBench/LeetCode: one JSON argument per input line;
-                                                   Solution().func_name(...) or func_name(...): plain data only
+                                                   Solution().func_name(...) or func_name(...):
+                                                   plain data only
     {"assert": "assert f(1) == 2"}                 OpenCodeInstruct: the program's parts (f(1)) run in the
-                                                   sandbox, the comparison here on plain data (asserts.py says
-                                                   which shapes; one the program could decide is an error)
-"""
+                                                   sandbox, the comparison here on plain data
+                                                   (execution/asserts.py says which shapes; one the program
+                                                   could decide is an
+error) """
 from __future__ import annotations
 
 import ast
@@ -316,9 +319,10 @@ def _light_normalize(s: str) -> str:
     s = re.sub(r"\\(?:left|right)(?:\.|(?![a-zA-Z]))|\\(?:[bB]igg?[lr]?|displaystyle|quad|qquad)(?![a-zA-Z])"
                r"|\\[!,;:]", "", s)
     return s.replace(r"\lbrace", r"\{").replace(r"\rbrace", r"\}").replace(r"\ ", " ").replace("~", " ")
+# === Code: check_code, the judge (§5.1): programs run in execution/sandbox.py, their output is judged here ===
 
-
-# === Code: check_code, the judge (§5.1). Programs run in sandbox.py; what they produced is judged here ===
+# === Code: check_code, the judge (§5.1). Programs run in execution/sandbox.py; what they produced is judged
+# here
 
 _FIELD_CHARS, _FEEDBACK_CHARS = 200, 2000
 _FENCE_RE = re.compile(r"```[ \t]*([A-Za-z0-9_+.-]*)[^\n]*\n(.*?)```", re.DOTALL)
@@ -329,7 +333,7 @@ class CodeResult:
     passed: bool           # every test passed, private ones too: the verifier's verdict R
     n_passed: int
     n_tests: int
-    feedback: str          # the teacher's private knowledge k_t: what the public tests say, nothing of the others
+    feedback: str          # the private knowledge k_t: what the public tests say, nothing of the others
     results: list          # per test: status, input, expected, got, error, time_s, public, compile_error
 
     @property
@@ -350,8 +354,8 @@ def extract_program(reply: str) -> str | None:
 
 
 def check_code(program: str, tests: list, func_name: str | None = None, timeout_s: float = 6.0) -> CodeResult:
-    """Run `program` on every test in one sandbox (each test gets `timeout_s` seconds), then judge here what it
-    produced: the expected outputs never enter the sandbox."""
+    """Run `program` on every test in one sandbox (each test gets `timeout_s` seconds), then judge here
+    what it produced: the expected outputs never enter the sandbox."""
     plans = [_plan(test, func_name) for test in tests]  # (what the sandbox runs, how to judge it) or why not
     todo = [i for i, plan in enumerate(plans) if isinstance(plan, tuple)]
     produced = dict(zip(todo, sandbox.run(program, [plans[i][0] for i in todo], timeout_s))) \
@@ -360,12 +364,13 @@ def check_code(program: str, tests: list, func_name: str | None = None, timeout_
     for i, test in enumerate(tests):
         out = produced.get(i, {"status": "error", "error": plans[i] if program is not None else "no program"})
         out = _judge(test, plans[i][1], out) if out["status"] == "ran" else out
-        results.append({"status": out["status"], "input": _clip(test.get("assert", test.get("input", "")), 1000),
+        results.append({"status": out["status"],
+                        "input": _clip(test.get("assert", test.get("input", "")), 1000),
                         "expected": _clip(out.get("expected", test.get("output")), 1000), "got": out.get("got"),
                         "error": out["error"], "time_s": out.get("time_s"), "public": test.get("public", True),
                         "compile_error": out.get("compile_error", False)})
     n_passed = sum(r["status"] == "pass" for r in results)
-    public = [r for r in results if r["public"]]   # the teacher hears of these; the others count for the verdict
+    public = [r for r in results if r["public"]]   # the teacher hears of these; all count for the verdict
     feedback = feedback_text(public)
     if public and n_passed < len(tests) and all(r["status"] == "pass" for r in public):
         feedback = f"All {len(public)} public tests passed, but the program fails hidden tests."
@@ -382,8 +387,8 @@ def _plan(test: dict, func_name):
             return {"stdin": test.get("input", ""), "name": "__main__"}, "stdin"
         if not func_name:
             return "a functional test needs func_name"
-        return {"steps": [["call", func_name, [json.loads(x) for x in test["input"].split("\n") if x.strip()]]]}, \
-            "functional"
+        args = [json.loads(x) for x in test["input"].split("\n") if x.strip()]
+        return {"steps": [["call", func_name, args]]}, "functional"
     except (SyntaxError, ValueError) as e:  # ValueError: not JSON, or an assert that can't be split safely
         return f"this test can't be judged outside the program: {e}"
 
@@ -446,8 +451,8 @@ def feedback_text(results: list) -> str:
 
 
 def values_match(got, expected) -> bool:
-    """LiveCodeBench's functional rule on plain values: exact types (no __eq__ of the program's), numbers within
-    1e-6 unless both are integers."""
+    """LiveCodeBench's functional rule on plain values: exact types (no __eq__ of the program's), numbers
+    within 1e-6 unless both are integers."""
     if type(got) in (bool, type(None), str) or type(expected) in (bool, type(None), str):
         return type(got) in (bool, type(None), str, int, float) and got == expected
     if type(got) in (int, float) and type(expected) in (int, float):
@@ -462,8 +467,8 @@ def values_match(got, expected) -> bool:
 
 
 def stdout_matches(got: str, expected: str) -> bool:
-    """LiveCodeBench's rule: strip, split lines, strip each; same line count; each line equal as text, or token
-    by token as numbers (integers exactly, others within 1e-6 absolute or relative)."""
+    """LiveCodeBench's rule: strip, split lines, strip each; same line count; each line equal as text, or
+    token by token as numbers (integers exactly, others within 1e-6 absolute or relative)."""
     g = [line.strip() for line in got.strip().split("\n")]
     e = [line.strip() for line in expected.strip().split("\n")]
     return len(g) == len(e) and all(gl == el or (len(gl.split()) == len(el.split()) and all(

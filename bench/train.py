@@ -11,10 +11,10 @@ model, weights and batch; its first step is a warm-up (it also allocates AdamW's
 of the next --repeats, the settings taking turns so that a busy machine slows each alike. Peak memory is
 what torch allocated at the phase's peak: on the CPU, the largest sum of bytes allocated and not yet freed
 (torch.profiler's allocator events, in a profiled run of its own) plus what was resident before it
-(weights, adapters, optimiser state); on CUDA, max_memory_allocated. Beside it, the memory plan (memory.py)
-of the same settings, with one copy of the weights (sml.py's full finetuning keeps a second, the base):
-resident part + rollout, resident part + training. The plan's log-prob head assumes every position of a
-micro-batch is a student's; here only the generated ones are, so its training figure is an upper bound.
+(weights, adapters, optimiser state); on CUDA, max_memory_allocated. Beside it, the memory plan
+(infra/memory.py) of the same settings, with one copy of the weights (sml.py's full finetuning keeps a second,
+the base): resident part + rollout, resident part + training. The plan's log-prob head assumes every position
+of a micro-batch is a student's; here only the generated ones are, so its training figure is an upper bound.
 """
 from __future__ import annotations
 

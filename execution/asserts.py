@@ -1,8 +1,9 @@
 """OpenCodeInstruct's assert tests, judged out of the program's reach (§5.1, code domain; used by verify.py).
 
-A test such as `assert abs(f(2) - 3.14) < 1e-6` holds its expected value (3.14) in its own code. Run as written
-in the program's process, the program could read that value (sys._getframe, gc) or change how it is compared
-(replace abs, math.isclose, builtins.all; return an object whose __eq__ is always True). So the test is split:
+A test such as `assert abs(f(2) - 3.14) < 1e-6` holds its expected value (3.14) in its own code. Run as
+written in the program's process, the program could read that value (sys._getframe, gc) or change how it is
+compared (replace abs, math.isclose, builtins.all; return an object whose __eq__ is always True). So the
+test is split:
 
     split_assert(src) -> (steps, checks)   the program's parts ("leaves": f(2), s.pop(), sorted(f(x))), for the
                                            sandbox to evaluate; the rest, with each leaf as the name "<k>"
@@ -14,11 +15,12 @@ applied to literals or leaves; a known function applied to leaves only (len(f(x)
 sandbox, since no expected value is in it. Statements other than asserts run in the sandbox as written
 (s = Stack(); s.push(1)). Refused with ValueError (verify.py reports such a test as an error, so the problem
 can't be passed), since the program could decide the verdict: a leaf holding a comparison (all(f(x) == y for
-...)), a dunder (f(2).__eq__(4)), or a call given a literal beside a computed value (np.allclose(f(x), [1, 2]));
-a comparison of leaves alone where the test holds a literal (f(x) == Fraction(1, 3), f(x) == f(2), f(x) ==
-expected after `expected = [1, 2]`). Not refused, and decided by the program: a test whose statements before the
-assert build its expected value through a call (`expected = build(...)`), or that asks the program's own object
-(`assert obj.equals(5)`); its verdict then is the program's, as the test's author wrote it.
+...)), a dunder (f(2).__eq__(4)), or a call given a literal beside a computed value
+(np.allclose(f(x), [1, 2])); a comparison of leaves alone where the test holds a literal
+(f(x) == Fraction(1, 3), f(x) == f(2), f(x) == expected after `expected = [1, 2]`). Not refused, and decided
+by the program: a test whose statements before the assert build its expected value through a call
+(`expected = build(...)`), or that asks the program's own object (`assert obj.equals(5)`); its verdict then
+is the program's, as the test's author wrote it.
 
 Deviation from running the assert: values are compared with Python's semantics on plain data, so a test that
 relies on the program's own __eq__ (`assert f(x) == MyClass(1)`) fails, and builtins the program redefines
@@ -38,8 +40,9 @@ _JUDGE_NODES = (ast.Constant, ast.List, ast.Tuple, ast.Set, ast.Dict, ast.BoolOp
 
 
 def split_assert(src: str) -> tuple[list, list]:
-    """An assert test (maybe after statements) as (steps for the sandbox: ["exec", statement] and ["eval", leaf],
-    the checks: one expression tree per assert). Raises ValueError where the program could decide the verdict."""
+    """An assert test (maybe after statements) as (steps for the sandbox: ["exec", statement] and ["eval",
+    leaf], the checks: one expression tree per assert). Raises ValueError where the program could decide the
+    verdict."""
     split, checks = _Split(), []
     for stmt in ast.parse(src).body:
         if isinstance(stmt, ast.Assert):
@@ -55,7 +58,8 @@ def split_assert(src: str) -> tuple[list, list]:
 
 def evaluate(check, values):
     """A check, or part of one: split_assert left in it only literals, operators, JUDGE_NAMES and the names of
-    the leaves, whose `values` are plain data (sandbox.Values), so nothing of the program or the dataset runs."""
+    the leaves, whose `values` are plain data (sandbox.Values), so nothing of the program or the dataset
+    runs."""
     tree = ast.fix_missing_locations(ast.Expression(check))
     return eval(compile(tree, "<test>", "eval"), {"__builtins__": {}}, collections.ChainMap(values, JUDGE_NAMES))
 
@@ -65,14 +69,16 @@ class _Split(ast.NodeTransformer):
         self.steps, self.n_leaves, self.literals = [], 0, set()
 
     def judge_only(self, node) -> bool:
-        """Can the judge evaluate this alone: literals, operators, known functions, no name of the program's?"""
+        """Can the judge evaluate this alone: literals, operators, known functions, no name of the
+        program's?"""
         if isinstance(node, (ast.Name, ast.Attribute)):
             return ast.unparse(node) in _KNOWN
         return isinstance(node, _JUDGE_NODES) and all(self.judge_only(k) for k in ast.iter_child_nodes(node))
 
     def program_only(self, node) -> bool:
         """Is this the program's alone: a name, call, subscript... of its own, or the judge's operators and
-        functions applied to such things only (len(f(x)), str(obj), [f(1), f(2)]), with no literal beside them?"""
+        functions applied to such things only (len(f(x)), str(obj), [f(1), f(2)]), with no literal beside
+        them?"""
         if self.judge_only(node) or isinstance(node, (ast.Compare, ast.BoolOp)):
             return False
         if not isinstance(node, _JUDGE_NODES) or (isinstance(node, ast.Call) and not self.judge_only(node.func)):

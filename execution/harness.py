@@ -2,22 +2,23 @@
 
 sandbox.py starts this file by path, with the job (the program, and what to run for each test) on stdin:
 
-    python -I -S execution/harness.py supervise CFG   stage 1: joins the call's cgroup; makes new network, PID, IPC
-                                                    and mount namespaces, the last with a root of its own (new_root);
-                                                    sets the rlimits; starts stage 2
-    python -s -S execution/harness.py run CFG         stage 2, pid 1 of the new PID namespace: for each test, forks
-                                                    a child that drops privileges and runs the program
+    python -I -S execution/harness.py supervise CFG
+        stage 1: joins the call's cgroup; makes new network, PID, IPC and mount namespaces, the last with a
+        root of its own (new_root); sets the rlimits; starts stage 2
+    python -s -S execution/harness.py run CFG
+        stage 2, pid 1 of the new PID namespace: for each test, forks a child that drops privileges and runs
+        the program
 
 Stage 2 never runs the program's code. Each test runs in a child of its own, as the sandbox uid, killed from
 outside when its time is up; after each test every other process of the namespace is killed. The job holds the
-program and, per test, its stdin and the expressions to evaluate (a call, the program's parts of an assert), never
-an expected output: what comes back is what the program produced, its stdout and those values as plain JSON data
-(`encode`), and the caller judges it. Frames to the caller (fd cfg["fd"]) are a JSON header line and the raw bytes
-it announces; the child never holds that fd, and stages 1 and 2 are not dumpable (and, as root, another uid), so
-the program can't write them. Tests import this file directly (encode).
+program and, per test, its stdin and the expressions to evaluate (a call, the program's parts of an assert),
+never an expected output: what comes back is what the program produced, its stdout and those values as plain
+JSON data (`encode`), and the caller judges it. Frames to the caller (fd cfg["fd"]) are a JSON header line and
+the raw bytes it announces; the child never holds that fd, and stages 1 and 2 are not dumpable (and, as root,
+another uid), so the program can't write them. Tests import this file directly (encode).
 
-Deviation: stage 2 runs with -s -S, not -I: -I ignores PYTHONHASHSEED=0 (set order would vary between runs), so
-sandbox.py builds the environment from scratch instead; -S skips site's .pth files (35 ms here).
+Deviation: stage 2 runs with -s -S, not -I: -I ignores PYTHONHASHSEED=0 (set order would vary between runs),
+so sandbox.py builds the environment from scratch instead; -S skips site's .pth files (a faster start).
 """
 import builtins
 import collections
@@ -46,7 +47,8 @@ MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVA
 
 def supervise(cfg):
     """Stage 1: the cgroup, new namespaces and the rlimits, inherited by stage 2, a fresh interpreter (so that
-    RLIMIT_STACK sizes its main thread's stack). Sends a frame with what it got, and one with how stage 2 ended."""
+    RLIMIT_STACK sizes its main thread's stack). Sends a frame with what it got, and one with how stage 2
+    ended."""
     import resource
     report = {"stage1": True, "cgroup": bool(cfg["cgroup"]), "rlimits": []}
     try:
@@ -172,7 +174,8 @@ def child(cfg, program, test, implicit, stdin, stdout, result_fd):
 
 
 def execute(program, test, implicit, cfg):
-    """Run the program, then the test's steps: {"values": [{"value"} or {"error"} per expression], "error"}."""
+    """Run the program, then the test's steps: {"values": [{"value"} or {"error"} per expression],
+    "error"}."""
     ns = dict(implicit, __name__=test.get("name", "solution"), __builtins__=builtins)
     sys.stdin = open(0, "r", encoding="utf-8", closefd=False)
     sys.stdout = open(1, "w", encoding="utf-8", closefd=False)
@@ -257,9 +260,9 @@ def describe(e, cfg):
 
 
 def new_root(cfg, libc):
-    """Make the root of this (new, private) mount namespace hold only what programs need: the system folders and
-    the interpreter with its packages, read-only; /dev; an empty /tmp and /dev/shm; the call's folder. Not the
-    caller's files, the repo, or datasets, whoever may read them."""
+    """Make the root of this (new, private) mount namespace hold only what programs need: the system folders
+    and the interpreter with its packages, read-only; /dev; an empty /tmp and /dev/shm; the call's folder. Not
+    the caller's files, the repo, or datasets, whoever may read them."""
     def mount(source, target, fstype, flags, data=None):
         args = [None if a is None else a.encode() for a in (source, target, fstype)]
         if libc.mount(*args, flags, None if data is None else data.encode()) != 0:

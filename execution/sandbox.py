@@ -1,4 +1,4 @@
-"""Running untrusted programs: limits, privilege drop, namespaces, a uid pool, cleanup (§5.1, the code domain).
+"""Running untrusted programs: limits, privilege drop, namespaces, a uid pool, cleanup (§5.1, code).
 
 The student's programs run here, never in the caller's process, and this file only says what a program
 produced; verify.check_code judges it, out of the program's reach:
@@ -6,20 +6,22 @@ produced; verify.check_code judges it, out of the program's reach:
     run(program, tests, timeout_s)     per test, what the program produced: stdout, values of expressions
     sandbox_capabilities()             what isolation this machine gives (probed once)
 
-A test is {"stdin": text, "name": "__main__" or "solution", "steps": [...]}: the program runs with that stdin as
-module `name`, then the steps: ["exec", statement], ["eval", expression] or ["call", func_name, args]. No expected
-output ever comes here. Values come back as plain data (numbers, strings, bytes, lists, tuples, dicts, sets), as
-harness.encode writes them and `decode` rebuilds them; an object of the program's own class is an error.
+A test is {"stdin": text, "name": "__main__" or "solution", "steps": [...]}: the program runs with that stdin
+as module `name`, then the steps: ["exec", statement], ["eval", expression] or ["call", func_name, args]. No
+expected output ever comes here. Values come back as plain data (numbers, strings, bytes, lists, tuples,
+dicts, sets), as harness.encode writes them and `decode` rebuilds them; an object of the program's own class
+is an error.
 
 How it runs. One call = one sandboxed process tree (harness.py, by path). Stage 1, started in a new
-session, joins the call's cgroup, makes new network, PID, IPC and mount namespaces, gives the latter a root of its
-own, sets the rlimits and starts stage 2, a fresh interpreter (so the 512 MB stack limit sizes its main thread's
-stack: recursive @lru_cache solutions need it). Stage 2 forks one child per test, which drops privileges and runs
-the program, and kills it when its time is up (a C loop such as sum(range(10**12)) can't delay that), then every
-other process of the namespace: one test's crash, daemon or sabotage never reaches the next. Limits are set in
-stage 1, not in a preexec_fn, which is unsafe when the caller has threads (PyTorch, tokenizers).
+session, joins the call's cgroup, makes new network, PID, IPC and mount namespaces, gives the latter a root of
+its own, sets the rlimits and starts stage 2, a fresh interpreter (so the 512 MB stack limit sizes its main
+thread's stack: recursive @lru_cache solutions need it). Stage 2 forks one child per test, which drops
+privileges and runs the program, and kills it when its time is up (a C loop such as sum(range(10**12)) can't
+delay that), then every other process of the namespace: one test's crash, daemon or sabotage never reaches
+the next. Limits are set in stage 1, not in a preexec_fn, which is unsafe when the caller has threads
+(PyTorch, tokenizers).
 
-Bounds of one call (sandbox_capabilities() says what this machine gives; measured as root on Linux 6.18):
+Bounds of one call (sandbox_capabilities() says what this machine gives):
   time        each test timeout_s, then SIGKILL; the whole call n_tests * timeout_s + 5 s, whatever the program
               prints, writes or forks (one deadline; a test gets what is left of it), plus cleanup (~10 ms)
   memory      1 GiB for all processes of the call together (a cgroup, v1 memory or v2, made per call under the
@@ -38,12 +40,12 @@ Bounds of one call (sandbox_capabilities() says what this machine gives; measure
               per test)
 As root each call runs as its own uid from a pool (64100-64131, uids without a passwd entry, held under a file
 lock so concurrent calls never share one), without capabilities. If those uids can't be used it falls back to
-`nobody`, and last to no privilege drop (caps["error"] says why). Not root: the program runs as the caller's user,
-in a user namespace where the kernel allows one (then all of the above but the cgroup hold); where it doesn't,
-it can read and write that user's files and reach its processes: run untrusted models as root or in a container.
-Without a mount namespace, what the uid left in /tmp, /var/tmp, /dev/shm and /run/lock is removed afterwards, and
-world-readable files are readable (keep datasets where the sandbox uid can't read them, e.g. root's home).
-macOS is untested (no namespaces, cgroups or RLIMIT_AS there).
+`nobody`, and last to no privilege drop (caps["error"] says why). Not root: the program runs as the caller's
+user, in a user namespace where the kernel allows one (then all of the above but the cgroup hold); where it
+doesn't, it can read and write that user's files and reach its processes: run untrusted models as root or in a
+container. Without a mount namespace, what the uid left in /tmp, /var/tmp, /dev/shm and /run/lock is removed
+afterwards, and world-readable files are readable (keep datasets where the sandbox uid can't read them, e.g.
+root's home). macOS is untested (no namespaces, cgroups or RLIMIT_AS there).
 
     python -m execution.sandbox         # prints sandbox_capabilities()
     python -m pytest tests/test_sandbox.py -q
@@ -83,8 +85,8 @@ _WORLD_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
 
 
 def _visible() -> list:
-    """What programs see of this machine's files: the system folders, the interpreter, its packages, the harness
-    (each folder once, not inside another), and /dev."""
+    """What programs see of this machine's files: the system folders, the interpreter, its packages, the
+    harness (each folder once, not inside another), and /dev."""
     paths = [p for p in ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc") if os.path.lexists(p)]
     for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, *_SITE_PACKAGES, _HARNESS):
         paths += [os.path.abspath(p), os.path.realpath(p)]
@@ -229,7 +231,8 @@ def _run_stages(program, tests, timeout_s, deadline, uid, dedicated):
 
 
 def _collect(fd, deadline):
-    """Read the frames until stage 2 is done, the sandbox closes its end, or the call's deadline has passed."""
+    """Read the frames until stage 2 is done, the sandbox closes its end, or the call's deadline has
+    passed."""
     frames, info, buf, total = {}, {}, bytearray(), 0
     while True:
         left = deadline + _GRACE_S - time.monotonic()
@@ -428,7 +431,8 @@ _caps_lock = threading.Lock()
 
 
 def sandbox_capabilities() -> dict:
-    """What isolation this machine gives: privilege_drop, uid_pool, netns, pidns, ipcns, cgroup, memory_bound, ...
+    """What isolation this machine gives: privilege_drop, uid_pool, netns, pidns, ipcns, cgroup, memory_bound,
+    ...
 
     Found by running a tiny program in the sandbox with each uid strategy, best first.
     """

@@ -1,8 +1,8 @@
 """Reading dataset files safely: the file formats, field checks, size limits and the decoding of packed tests.
 
-Every loader in tasks.py reads its rows through here, so a bad file ends in one `DataError` sentence that names the
-file, the line or row, and what is wrong, and one oversized row cannot take the machine. The formats themselves are
-described in docs/datasets.md.
+Every loader in tasks.py reads its rows through here, so a bad file ends in one `DataError` sentence that
+names the file, the line or row, and what is wrong, and one oversized row cannot take the machine. The formats
+themselves are described in the docstrings of tasks.py's loaders.
 """
 from __future__ import annotations
 
@@ -146,7 +146,8 @@ def code_tests(row: dict, where: str) -> list[dict]:
 
 
 def decode_test_cases(value, where: str) -> list:
-    """A list of test cases from a list, a JSON string, or LiveCodeBench's base64(zlib(pickle(json_string)))."""
+    """A list of test cases from a list, a JSON string, or LiveCodeBench's
+    base64(zlib(pickle(json_string)))."""
     if isinstance(value, list):
         return value
     if not isinstance(value, str):
@@ -176,7 +177,8 @@ def decode_test_cases(value, where: str) -> list:
 
 
 class _PlainUnpickler(pickle.Unpickler):
-    """The payload is a plain pickled str: any class reference (os.system, ...) could run code, so all are refused."""
+    """The payload is a plain pickled str: any class reference (os.system, ...) could run code, so all are
+    refused."""
 
     def find_class(self, module, name):
         raise pickle.UnpicklingError(f"holds a pickle that references {module}.{name}; refused to load it "

@@ -53,14 +53,16 @@ RANK_SEED_STRIDE = 1_000_000_007   # rank r samples with seed + r * this: far fr
 
 def setup(device: str | None = None) -> str | None:
     """Join torchrun's process group. Returns this rank's device: cuda:LOCAL_RANK (NCCL), or "cpu" (gloo) on a
-    machine without CUDA or when `device` asks for the CPU. Launched as one process: None, and nothing is done."""
+    machine without CUDA or when `device` asks for the CPU. Launched as one process: None, and nothing is
+    done."""
     if int(os.environ.get("WORLD_SIZE", "1")) == 1:
         return None
-    # transformers imports torch.distributed.fsdp lazily, when it first builds a tokenizer or a model; imported
-    # while the group is up, that module keeps a hold on the group that destroy_process_group does not release,
-    # so gloo's worker threads outlive it, and one that frees a finished collective's tensors while Python exits
-    # takes the GIL of a dying interpreter: "terminate called without an active exception", an abort in about 3
-    # of 100 2-rank CPU runs, and torchrun then stops every rank. Imported before the group exists, it holds none.
+    # transformers imports torch.distributed.fsdp lazily, when it first builds a tokenizer or a model;
+    # imported while the group is up, that module keeps a hold on the group that destroy_process_group does
+    # not release, so gloo's worker threads outlive it, and one that frees a finished collective's tensors
+    # while Python exits takes the GIL of a dying interpreter: "terminate called without an active exception",
+    # an occasional abort in 2-rank CPU runs, and torchrun then stops every rank. Imported before the group
+    # exists, it holds none.
     import torch.distributed.fsdp  # noqa: F401
     local_rank = int(os.environ["LOCAL_RANK"])
     timeout = datetime.timedelta(hours=1)   # rank 0 may work alone for minutes (a warm-up, a download)

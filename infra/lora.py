@@ -20,8 +20,9 @@ sampled them; a dropout mask in the loss pass would score them under a different
 
 Checkpoints: `save_adapters` writes the folder layout PEFT reads (adapter_config.json +
 adapter_model.safetensors with PEFT's key names), so `PeftModel.from_pretrained(base, folder)` loads it,
-and `load_adapters` reads it back (`read_adapters`, then `apply_adapters`: runfolder.py resumes so). `save_merged` writes W0 + (alpha / r) B A as a plain
-save_pretrained folder that transformers (and evaluate.py) load with no adapter code at all.
+and `load_adapters` reads it back (`read_adapters`, then `apply_adapters`: runfolder.py resumes so).
+`save_merged` writes W0 + (alpha / r) B A as a plain save_pretrained folder that transformers (and
+evaluate.py) load with no adapter code at all.
 
 Run on its own (a tiny random Llama: parameter counts, the step-0 equality, adapters off after a step):
 
@@ -220,7 +221,8 @@ def load_adapters(model: nn.Module, path) -> list[nn.Parameter]:
 
 
 def read_adapters(path) -> tuple[dict, dict[str, torch.Tensor]]:
-    """(adapter_config.json, tensors by PEFT key) of an adapter folder, read whole before anything is applied."""
+    """(adapter_config.json, tensors by PEFT key) of an adapter folder, read whole before anything is
+    applied."""
     from safetensors.torch import load_file
     path = Path(path)
     if not (path / "adapter_config.json").exists() or not (path / "adapter_model.safetensors").exists():

@@ -47,7 +47,7 @@ context, kernel workspaces and allocator fragmentation are not in the plan: leav
 automatic rollout batch leaves 10%). The log-prob head assumes every position of a micro-batch is a
 student's: an upper bound. The rollout is planned at max_dialogue_tokens; sml.py's evaluation dialogues
 may be twice as long, and fill a generate call's positions with half as many, but their B x T x T masks
-double (1.3 GiB more than the 12B plan's rollout, inside that margin). A separate teacher's KV cache is
+double (for the 12B plan, inside that margin). A separate teacher's KV cache is
 not counted (it generates after the student, with the same cap on positions).
 """
 from __future__ import annotations
@@ -234,7 +234,8 @@ def free_bytes(device) -> int:
 
 def peak_bytes(fn, device="cpu") -> int:
     """What the plan is checked against: the peak of bytes allocated while fn runs, above what was allocated
-    when it started (torch.cuda's counters on a GPU; on the CPU the profiler's allocation events, in order)."""
+    when it started (torch.cuda's counters on a GPU; on the CPU the profiler's allocation events, in
+    order)."""
     if torch.device(device).type == "cuda":
         torch.cuda.synchronize()
         before = torch.cuda.memory_allocated()

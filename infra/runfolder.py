@@ -231,7 +231,8 @@ def _apply(weights: dict | tuple, state: dict, model, optimizer) -> dict:
 # ---------------------------------------------------------------------------------------------
 
 class Guard:
-    """Skips a step whose loss or gradients are NaN/inf; `max_in_a_row` in a row stop the run with one sentence."""
+    """Skips a step whose loss or gradients are NaN/inf; `max_in_a_row` in a row stop the run with one
+    sentence."""
 
     def __init__(self, max_in_a_row: int = 5):
         self.max_in_a_row, self.in_a_row, self.skipped = max_in_a_row, 0, 0

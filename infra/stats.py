@@ -36,8 +36,8 @@ def half_width(values: list[float]) -> float:
 
 
 def welch_ci(a: tuple[float, float, int], b: tuple[float, float, int]) -> tuple[float, float]:
-    """mean_a - mean_b for two numbers each measured over seeds, given as (mean, sd, n) with n >= 2, and the 95%
-    CI half-width of that difference by Welch's t: the two variances need not be equal, and the degrees of
+    """mean_a - mean_b for two numbers each measured over seeds, given as (mean, sd, n) with n >= 2, and the
+    95% CI half-width of that difference by Welch's t: the two variances need not be equal, and the degrees of
     freedom come from them (Welch-Satterthwaite). This is the interval to read "A beats B" off: two 95% CIs
     can overlap a little while the difference's CI lies clear of 0."""
     (mean_a, sd_a, n_a), (mean_b, sd_b, n_b) = a, b
@@ -60,9 +60,9 @@ def t975(df: float) -> float:
 
 
 def _betainc(a: float, b: float, x: float) -> float:
-    """The regularized incomplete beta function I_x(a, b), by its continued fraction (modified Lentz; Numerical
-    Recipes §6.4), which converges fast for x < (a + 1) / (a + b + 2), and by I_x(a, b) = 1 - I_{1-x}(b, a)
-    beyond."""
+    """The regularized incomplete beta function I_x(a, b), by its continued fraction (modified Lentz;
+    Numerical Recipes §6.4), which converges fast for x < (a + 1) / (a + b + 2), and by
+    I_x(a, b) = 1 - I_{1-x}(b, a) beyond."""
     if x <= 0 or x >= 1:
         return float(x >= 1)
     if x > (a + 1) / (a + b + 2):
