@@ -22,6 +22,7 @@ Details:
     and regenerated, up to `tries` times, then the original attempt is kept (both counted).
   * The question's tokens are the student model's own samples, kept as generated and placed where
     the attempt was; the mask stays 1 on them, like any student turn.
+Deviations: the rejection of questions that contain the answer, and its retry limit, are this project's.
 """
 from __future__ import annotations
 

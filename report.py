@@ -11,6 +11,9 @@ evaluate.py measures; this file writes down what it measured, for a person and f
 
     python -c "import json, report; report.write_report('out', json.load(open('runs/<run>/eval.json')))"
     python report.py compare runs/<mt-rl run> runs/<st-rl run>     # each run's trained model (or RUN:LABEL)
+
+Deviations: the paper's figures are drawn here as plain matplotlib plots and markdown tables; the
+differences with Welch's CIs are this project's addition.
 """
 from __future__ import annotations
 

@@ -35,8 +35,11 @@ format: for plain transformers and evaluate.py) and sft_dataset.jsonl; and eval.
 and dialogues/*.jsonl. A killed run continues with --resume --out DIR.
 This is the only file that knows the whole recipe; each stage lives in its own file.
 
-    torchrun --nproc-per-node K sml.py ...   # the same recipe on K GPUs (or K CPU processes): infra/distributed.py
-Under torchrun every rank runs this recipe on its share of the problems; rank 0 alone writes the run folder.
+    torchrun --nproc-per-node K sml.py ...   # the same recipe on K GPUs (or K CPU processes)
+Under torchrun (infra/distributed.py) every rank runs this recipe on its share of the problems; rank 0 alone
+writes the run folder.
+Deviations: the default is the tiny world (tinyworld.py), not Gemma-3-12B-IT; a real model trains LoRA
+adapters, where the paper does not say how its student was finetuned.
 """
 from __future__ import annotations
 

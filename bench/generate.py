@@ -8,6 +8,7 @@ Both sides generate exactly --new-tokens tokens per row (no stop token), greedy 
 same left-padded prompts of mixed lengths; tokens/s counts generated tokens only. On CUDA it also
 prints peak memory and the decode step's share of the memory-bandwidth limit (every step must read
 all weights and the KV cache once: bytes per step / HBM bandwidth is the floor on its time).
+Not in the paper: it checks the speed and exactness of the sampling that §4.2-4.3's rollouts run.
 """
 from __future__ import annotations
 

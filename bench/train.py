@@ -15,6 +15,7 @@ what torch allocated at the phase's peak: on the CPU, the largest sum of bytes a
 (infra/memory.py) of the same settings, with one copy of the weights (sml.py's full finetuning keeps a second,
 the base): resident part + rollout, resident part + training. The plan's log-prob head assumes every position
 of a micro-batch is a student's; here only the generated ones are, so its training figure is an upper bound.
+Not in the paper: it measures the cost of one step of grpo.py (Eq. 2-3).
 """
 from __future__ import annotations
 

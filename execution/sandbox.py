@@ -46,6 +46,7 @@ doesn't, it can read and write that user's files and reach its processes: run un
 container. Without a mount namespace, what the uid left in /tmp, /var/tmp, /dev/shm and /run/lock is removed
 afterwards, and world-readable files are readable (keep datasets where the sandbox uid can't read them, e.g.
 root's home). macOS is untested (no namespaces, cgroups or RLIMIT_AS there).
+Deviations: the paper does not say how it ran programs; these bounds and this isolation are this project's.
 
     python -m execution.sandbox         # prints sandbox_capabilities()
     python -m pytest tests/test_sandbox.py -q

@@ -2,7 +2,8 @@
 
 Every loader in tasks.py reads its rows through here, so a bad file ends in one `DataError` sentence that
 names the file, the line or row, and what is wrong, and one oversized row cannot take the machine. The formats
-themselves are described in the docstrings of tasks.py's loaders.
+themselves are described in the docstrings of tasks.py's loaders. Not in the paper: plumbing for §5.1's
+datasets.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ class DataError(ValueError):
 
 # --- size limits: one oversized row must not take the machine ---
 
-MAX_TEXT_CHARS = 100_000   # statement, solution, answer or shard: 20x the longest real problem; more is a broken row
+MAX_TEXT_CHARS = 100_000   # statement, solution, answer or shard: far past any real problem; more is broken
 MAX_TEST_CHARS = 10 << 20  # a test's input or output: the sandbox's 10 MB file-size limit could not hold more
 
 

@@ -17,7 +17,7 @@ Under torchrun (distributed.py) rank 0 alone writes the folder: every writer her
 on the other ranks, which only read (checkpoints on resume).
 
 Also here, because every trainer shares them: the NaN guard, the seeded data order, and `UserError`,
-the mistakes a user can fix, which the command lines print as one sentence.
+the mistakes a user can fix, which the command lines print as one sentence. Not in the paper: plumbing.
 
     python -m pytest tests/test_runfolder.py -q
 """

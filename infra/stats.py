@@ -8,6 +8,7 @@ the interval is Student's t, not the normal one: t_{0.975, 2} = 4.30, not 1.96.
     (with equal spreads and many seeds, CIs that just touch mean p ~ 0.006). `python report.py compare A B`
     prints it for two runs.
   * `t975`: the t quantile for any degrees of freedom, whole or not (Welch's are not), so scipy is not needed.
+Deviations: the paper does not say how its CIs were computed; Student's t over seeds is this project's choice.
 
     python -c "from infra import stats; print(stats.mean_ci([[0.5], [0.6], [0.7]]))"   # ([0.6], [0.248...])
 """
