@@ -98,7 +98,7 @@ def prefill(model, prompts: list[list[int]], pad_token_id: int):
 def decode_step(model, cache, token: torch.Tensor, attention: torch.Tensor, next_pos: torch.Tensor):
     """Feed each live row's last token (B,) through the cache.
     Returns (next logits (B, V), attention mask (B, L + 1), next positions (B,))."""
-    attention = torch.cat([attention, attention.new_ones((attention.shape[0], 1))], dim=1)   # (B, L + step)
+    attention = torch.cat([attention, attention.new_ones((attention.shape[0], 1))], dim=1)      # (B, L + 1)
     logits = _forward(model, cache, token[:, None], attention, next_pos[:, None])[:, -1]     # (B, V)
     return logits, attention, next_pos + 1                                                   # ..., (B,)
 
