@@ -44,7 +44,8 @@ k_t is what the public tests say about the student's latest program (§4.1: it c
     check_code(program, tests, func_name=None, timeout_s=6.0) -> CodeResult
         .passed: all tests pass, private ones too (the reward); .n_passed, .n_tests, .score; .results: one dict
         per test (status pass/fail/error/timeout, input, expected, got, error, public); .feedback: k_t, the
-        public tests only (a test with "public": False counts for .passed and is never described)
+        public tests only (a test with "public": False counts for .passed and is never described; one with
+        "reward": False is described and doesn't count: HumanEval's docstring examples, its check is the reward)
     feedback_text(results)     that text from per-test results (the tiny world writes it without running code)
     values_match, stdout_matches   LiveCodeBench's comparisons, on plain data
 
@@ -365,19 +366,20 @@ def check_code(program: str, tests: list, func_name: str | None = None, timeout_
                         "expected": _clip(out.get("expected", test.get("output")), 1000), "got": out.get("got"),
                         "error": out["error"], "time_s": out.get("time_s"), "public": test.get("public", True),
                         "compile_error": out.get("compile_error", False)})
-    n_passed = sum(r["status"] == "pass" for r in results)
+    counted = [r for r, test in zip(results, tests) if test.get("reward", True)]  # "reward": False: told, not counted
+    n_passed = sum(r["status"] == "pass" for r in counted)
     public = [r for r in results if r["public"]]   # the teacher hears of these; the others count for the verdict
     feedback = feedback_text(public)
-    if public and n_passed < len(tests) and all(r["status"] == "pass" for r in public):
+    if public and n_passed < len(counted) and all(r["status"] == "pass" for r in public):
         feedback = f"All {len(public)} public tests passed, but the program fails hidden tests."
-    return CodeResult(bool(tests) and n_passed == len(tests), n_passed, len(tests), feedback, results)
+    return CodeResult(bool(counted) and n_passed == len(counted), n_passed, len(counted), feedback, results)
 
 
 def _plan(test: dict, func_name):
     """What the sandbox runs for a test (no expected output in it), and how to judge what comes back."""
     try:
         if "assert" in test:
-            steps, checks = asserts.split_assert(test["assert"])
+            steps, checks = asserts.split_assert(test["assert"], test.get("judge_code", ""))
             return {"steps": steps}, checks
         if test.get("testtype") != "functional":
             return {"stdin": test.get("input", ""), "name": "__main__"}, "stdin"
