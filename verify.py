@@ -366,7 +366,7 @@ def check_code(program: str, tests: list, func_name: str | None = None, timeout_
                         "expected": _clip(out.get("expected", test.get("output")), 1000), "got": out.get("got"),
                         "error": out["error"], "time_s": out.get("time_s"), "public": test.get("public", True),
                         "compile_error": out.get("compile_error", False)})
-    counted = [r for r, test in zip(results, tests) if test.get("reward", True)]  # "reward": False: told, not counted
+    counted = [r for r, test in zip(results, tests) if test.get("reward", True)]  # "reward": False: told only
     n_passed = sum(r["status"] == "pass" for r in counted)
     public = [r for r in results if r["public"]]   # the teacher hears of these; the others count for the verdict
     feedback = feedback_text(public)

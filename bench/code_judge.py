@@ -80,7 +80,8 @@ def report(problems, rows, seconds: float, show: int) -> None:
     print(f"problems judged: {len(problems)}")
     print(f"reference solutions that pass: {sum(r['ours'] for r in refs)}/{len(refs)} "
           f"(HumanEval's harness: {sum(r['theirs'] for r in refs)}/{len(refs)})")
-    print(f"wrong programs (mutants HumanEval's harness fails) that pass: {sum(r['ours'] for r in wrong)}/{len(wrong)}")
+    print(f"wrong programs (mutants HumanEval's harness fails) that pass: "
+          f"{sum(r['ours'] for r in wrong)}/{len(wrong)}")
     print(f"equivalent mutants (HumanEval's harness passes them) that pass: "
           f"{sum(r['ours'] for r in equivalent)}/{len(equivalent)}")
     print(f"agreement with HumanEval's harness: {len(rows) - len(disagree)}/{len(rows)} programs")

@@ -95,8 +95,8 @@ class _Split(ast.NodeTransformer):
             return self.generic_visit(node)  # keywords, operators
         if isinstance(node, ast.Name) and node.id in self.helpers:
             return ast.Name(id=self.helpers[node.id], ctx=ast.Load())   # the dataset's function, by its key
-        if self.judge_only(node):
-            return self.generic_visit(node)
+        if self.judge_only(node):   # its parts too, for a helper's name within (abs(poly(xs, 0)))
+            return node if isinstance(node, (ast.Name, ast.Attribute)) else self.generic_visit(node)
         if not self.program_only(node):  # the judge's: abs(f(x) - 3.14) < 1e-9, round(f(x), 2) == 0.33
             held = any(isinstance(n, ast.Constant) or getattr(n, "id", None) in self.literals for n in ast.walk(node))
             src, node = ast.unparse(node), self.generic_visit(node)
@@ -251,7 +251,8 @@ class _Unroll(ast.NodeTransformer):
         # a compound statement's own expressions (a loop's range, an if's test) must not need the program
         if isinstance(node, ast.stmt):
             own = [v for f, v in ast.iter_fields(node) if f not in ("body", "orelse", "finalbody", "handlers")]
-            if any(self._mentions(n) for v in own for n in (v if isinstance(v, list) else [v]) if isinstance(n, ast.AST)):
+            parts = [n for v in own for n in (v if isinstance(v, list) else [v]) if isinstance(n, ast.AST)]
+            if any(map(self._mentions, parts)):
                 raise ValueError(f"line {node.lineno} uses the candidate's value outside an assert")
         return super().generic_visit(node)
 
@@ -282,8 +283,8 @@ class _Unroll(ast.NodeTransformer):
                             [ast.keyword(k.arg, self._render(k.value, local)) for k in node.keywords])
             call._candidate = True
             return call
-        if isinstance(node, (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp, ast.NamedExpr)) \
-                or (isinstance(node, ast.Call) and self._mentions(node.func)):
+        scoped = (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp, ast.NamedExpr)
+        if isinstance(node, scoped) or (isinstance(node, ast.Call) and self._mentions(node.func)):
             raise ValueError(f"it computes {ast.unparse(node)} from the candidate's value in a way not unrolled")
         new = copy.copy(node)
         for field, value in ast.iter_fields(node):
@@ -320,8 +321,8 @@ def docstring_examples(prompt: str, entry_point: str, reference_src: str) -> lis
         Input: x          (or "For x = 1 the output should be y"): the arguments, named or not, and the output
         Output: y
     """
-    function = next((s for s in ast.parse(prompt).body if isinstance(s, ast.FunctionDef) and s.name == entry_point),
-                    None)
+    function = next((s for s in ast.parse(prompt).body
+                     if isinstance(s, ast.FunctionDef) and s.name == entry_point), None)
     doc = (ast.get_docstring(function) or "") if function else ""
     namespace, tests = trusted_namespace(reference_src), []
     for expr, expected in _doctests(doc) + _example_lines(doc, entry_point):
