@@ -393,7 +393,8 @@ def load_humaneval(path: str | None = None, split: str | None = None) -> list[Pr
             raise DataError(f"{where} ({task_id}): its test can't be judged outside the program: {e}.") from None
         problems.append((where, Problem(
             id=task_id.replace("HumanEval/", "humaneval-"), task="code", source="humaneval",
-            statement=code_statement(HUMANEVAL_QUESTION, prompt), solution=f"```python\n{reference.strip()}\n```",
+            statement=code_statement(HUMANEVAL_QUESTION, prompt.strip()),
+            solution=f"```python\n{reference.strip()}\n```",
             tests=[{"assert": a, "public": True, "reward": False} for a in public]
             + [{"assert": a, "public": False, **({"judge_code": helpers} if helpers else {})} for a in private],
             func_name=entry, starter_code=prompt, meta={"task_id": task_id})))
