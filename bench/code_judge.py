@@ -52,7 +52,7 @@ def main() -> None:
         rows = [r for rs in pool.map(lambda p: judge_problem(p, args.timeout, check_correctness), problems)
                 for r in rs]
     seconds = time.time() - t0
-    report(problems, rows, seconds, args.show)
+    report(problems, rows, seconds, args.show, args.workers)
 
 
 def judge_problem(problem, timeout_s: float, check_correctness) -> list[dict]:
@@ -62,17 +62,20 @@ def judge_problem(problem, timeout_s: float, check_correctness) -> list[dict]:
                        "test": _test_of(problem)}
     rows = []
     for kind, program in [("reference", reference)] + mutants(reference, problem.func_name):
+        t0 = time.time()
         ours = verify.check_code(program, problem.tests, timeout_s=timeout_s)
+        t1 = time.time()
         theirs = check_correctness(harness_problem, program, 3.0)["passed"]
         public = [r for r in ours.results if r["public"]]
         rows.append({"id": problem.id, "kind": kind, "ours": ours.passed, "theirs": theirs,
+                     "s_ours": t1 - t0, "s_theirs": time.time() - t1,
                      "public_pass": all(r["status"] == "pass" for r in public), "n_public": len(public),
                      "why": next((r["error"] or f"{r['input'][:80]} got {r['got']}" for r in ours.results
                                   if r["status"] != "pass" and not r["public"]), "")})
     return rows
 
 
-def report(problems, rows, seconds: float, show: int) -> None:
+def report(problems, rows, seconds: float, show: int, workers: int) -> None:
     refs = [r for r in rows if r["kind"] == "reference"]
     wrong = [r for r in rows if r["kind"] != "reference" and not r["theirs"]]
     equivalent = [r for r in rows if r["kind"] != "reference" and r["theirs"]]
@@ -89,8 +92,10 @@ def report(problems, rows, seconds: float, show: int) -> None:
     print(f"problems with public tests (docstring examples): {len(with_public)}/{len(refs)}, "
           f"{sum(r['n_public'] for r in refs)} tests; reference passes them all: "
           f"{sum(r['public_pass'] for r in with_public)}/{len(with_public)}")
-    print(f"seconds per problem: {seconds / max(len(problems), 1):.2f} ({len(rows) / max(len(problems), 1):.1f} "
-          f"programs each, both judges)")
+    n = max(len(problems), 1)
+    print(f"seconds per problem: {seconds / n:.2f} wall ({len(rows) / n:.1f} programs each, both judges, "
+          f"{workers} at once); summed per program: this judge {sum(r['s_ours'] for r in rows) / n:.2f}, "
+          f"HumanEval's {sum(r['s_theirs'] for r in rows) / n:.2f}")
     for r in disagree[:show]:
         print(f"  disagree: {r['id']} {r['kind']}: ours {r['ours']}, HumanEval's {r['theirs']}: {r['why']}")
 
