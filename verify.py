@@ -44,8 +44,7 @@ k_t is what the public tests say about the student's latest program (§4.1: it c
     check_code(program, tests, func_name=None, timeout_s=6.0) -> CodeResult
         .passed: all tests pass, private ones too (the reward); .n_passed, .n_tests, .score; .results: one dict
         per test (status pass/fail/error/timeout, input, expected, got, error, public); .feedback: k_t, the
-        public tests only (a test with "public": False counts for .passed and is never described; one with
-        "reward": False is described and doesn't count: HumanEval's docstring examples, its check is the reward)
+        public tests only ("public": False: counts for .passed, never described; "reward": False: described only)
     feedback_text(results)     that text from per-test results (the tiny world writes it without running code)
     values_match, stdout_matches   LiveCodeBench's comparisons, on plain data
 

@@ -24,6 +24,15 @@ Deviation from running the assert: values are compared with Python's semantics o
 relies on the program's own __eq__ (`assert f(x) == MyClass(1)`) fails, and builtins the program redefines
 (def sorted(...)) are the real ones on the judge's side.
 
+Benchmarks whose tests are code, HumanEval's `def check(candidate)` (tasks.load_humaneval), become such asserts
+at load time. This runs the dataset's own code, trusted as its asserts are, in this process; never the program:
+
+    unroll_check(test, entry_point, reference)    each assert check() executes, on literals: loops unrolled,
+                                                  random inputs drawn once (seed 0), expected values computed
+    docstring_examples(prompt, entry_point, ref)  the docstring's examples the reference passes: public tests
+    judge_code_for(prompt, entry_point, tests)    the prompt's helpers where a test applies one to the program's
+                                                  value (HumanEval/32's poly): split_assert's `judge_code`
+
     python -m pytest tests/test_sandbox.py -q -k assert
 """
 import ast

@@ -100,7 +100,8 @@ def test_a_failing_docstring_example_is_the_teachers_feedback(problems):
     buggy = program_of(problem).replace("string.swapcase()", "string.lower()")
     result = verify.check_code(buggy, problem.tests, timeout_s=2.0)
     reply = tinyworld.TestFeedbackTeacher().phrase(result.feedback)
-    assert reply == "Test 1 (fail): input \"assert flip_case('Hello') == 'hELLO'\" | expected \"'hELLO'\" | got \"'hello'\""
+    assert reply == ("Test 1 (fail): input \"assert flip_case('Hello') == 'hELLO'\" | expected \"'hELLO'\" "
+                     "| got \"'hello'\"")
     assert not result.passed and "hidden" not in result.feedback
 
 
