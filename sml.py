@@ -88,9 +88,11 @@ def parse_args(argv=None):
     p.add_argument("--model", default="tiny", help="'tiny' (built locally), a hub id, or a local folder")
     p.add_argument("--teacher", default="auto",
                    help="auto: scripted for the tiny model, else a frozen copy of the student; or a hub id/folder")
-    p.add_argument("--data", default="tiny", help="'tiny', a local dataset file/folder, or 'hub'")
+    p.add_argument("--data", default="tiny", help="'tiny', a local dataset file/folder, 'hub', or 'humaneval' "
+                   "(code: its train half)")
     p.add_argument("--dataset", default=None, help="what --data holds: omni-math (math) or opencodeinstruct (code)")
-    p.add_argument("--eval-data", default=None, help="evaluation data if not --data's test split (e.g. livecodebench)")
+    p.add_argument("--eval-data", default=None, help="evaluation data if not --data's test split (e.g. livecodebench, "
+                   "or 'humaneval': its test half)")
     p.add_argument("--sharded-data", default=None, help="Lost-in-Conversation json (or 'hub') for the sharded eval")
     p.add_argument("--transfer", action="store_true",
                    help="also evaluate on the other task (Fig. 4): its tiny test set, or --transfer-data")
@@ -162,6 +164,8 @@ def parse_args(argv=None):
     if args.method in GRPO_METHODS and args.group_size < 2 and args.stage == "all":
         p.error(f"--method {args.method} needs --group-size 2 or more: GRPO's advantages (Eq. 3) compare the "
                 "dialogues of a group, and a group of one has none")
+    if "humaneval" in (args.data, args.eval_data) and args.task != "code":
+        p.error("HumanEval is a code benchmark: pass --task code with it")
     if args.sharded_data and args.data == "tiny":
         p.error("--sharded-data is for real data: the tiny world shards its own test problems; drop it, or pass "
                 "--data")
@@ -438,7 +442,9 @@ def load_problems(args, split: str, n: int | None) -> list[tasks.Problem]:
     if args.data == "tiny":    # its training split is a quarter one-step: tasks.tiny_training_problems says why
         return tasks.load_task("tiny-code" if args.task == "code" else "tiny", split=split, n=n, seed=args.seed)
     name = args.dataset or {"math": "omni-math", "code": "opencodeinstruct"}[args.task]
-    problems = tasks.load_task(name, None if args.data == "hub" else args.data, split=split, n=n, seed=args.seed)
+    name = "humaneval" if args.data == "humaneval" else name
+    problems = tasks.load_task(name, None if args.data in ("hub", "humaneval") else args.data, split=split, n=n,
+                               seed=args.seed)
     write_json(args.out / f"split-{split}.json", [p.id for p in problems])
     return problems
 

