@@ -48,7 +48,7 @@ k_t is what the public tests say about the student's latest program (§4.1: it c
     feedback_text(results)     that text from per-test results (the tiny world writes it without running code)
     values_match, stdout_matches   LiveCodeBench's comparisons, on plain data
 
-Tests come in the datasets' three forms (see /work/shared/datasets.md); none of their expected outputs ever
+Tests come in the datasets' three forms (docs/datasets.md); none of their expected outputs ever
 enters the sandbox:
     {"input", "output", "testtype": "stdin"}       LiveCodeBench: input on stdin; stdout compared line by line,
                                                    numbers token by token with tolerance 1e-6
