@@ -50,7 +50,8 @@ turn).
     feedback_text(results)     that text from per-test results (the tiny world writes it without running code)
     values_match, stdout_matches   LiveCodeBench's comparisons, on plain data
 
-Tests come in the datasets' three forms; none of their expected outputs ever enters the sandbox:
+Tests come in the datasets' three forms (docs/datasets.md); none of their expected outputs ever
+enters the sandbox:
     {"input", "output", "testtype": "stdin"}       LiveCodeBench: input on stdin; stdout compared line by line,
                                                    numbers token by token with tolerance 1e-6
     {"input", "output", "testtype": "functional"}  LiveCodeBench/LeetCode: one JSON argument per input line;
