@@ -121,11 +121,11 @@ def policy_loss(logp, mask, advantages, old_logp=None, ref_logp=None, clip_eps: 
 
 def train(student, tokenizer, teacher, problems, out: Path, *, batch_problems: int = 8, group_size: int = 8,
           max_turns: int = 4, gamma: float = 0.7, lr: float = 1e-5, beta: float = 0.0, clip_eps: float = 0.2,
-          ppo_epochs: int = 1, micro_batch: int = 16, max_turn_tokens: int = 256, max_dialogue_tokens: int = 2048,
-          temperature: float = 1.0, top_p: float = 1.0, seed: int = 0, save_every: int = 50, warmup_steps: int = 10,
-          loss_norm: str = "token", max_steps: int | None = None, resume: bool = False, progress: bool = True,
-          max_nan_steps: int = 5, max_batch_tokens: int | None = None):
-    """Train `student` in place with GRPO for one epoch over `problems`; log to out/metrics.jsonl."""
+          ppo_epochs: int = 1, micro_batch: int = 16, sampling: dialogue.Sampling = dialogue.Sampling(),
+          seed: int = 0, save_every: int = 50, warmup_steps: int = 10, loss_norm: str = "token",
+          max_steps: int | None = None, resume: bool = False, progress: bool = True, max_nan_steps: int = 5):
+    """Train `student` in place with GRPO for one epoch over `problems`; log to out/metrics.jsonl.
+    `sampling`: how the rollouts sample the student and how long they may grow (dialogue.Sampling)."""
     from tqdm.auto import tqdm
     out.mkdir(parents=True, exist_ok=True)
     device = next(student.parameters()).device
@@ -152,10 +152,8 @@ def train(student, tokenizer, teacher, problems, out: Path, *, batch_problems: i
         # torchrun: each rank rolls out its share of the batch's problems with its own seed, then every
         # rank gets the whole batch back, in order, for the rewards, advantages and metrics below
         dialogues = dialogue.rollout(student, tokenizer, distributed.shard(batch), teacher, group_size=group_size,
-                                     max_turns=max_turns, max_turn_tokens=max_turn_tokens,
-                                     max_dialogue_tokens=max_dialogue_tokens, temperature=temperature,
-                                     top_p=top_p, seed=distributed.rank_seed(seed * 100_003 + step), chat=chat,
-                                     max_batch_tokens=max_batch_tokens)
+                                     max_turns=max_turns, sampling=sampling, chat=chat,
+                                     seed=distributed.rank_seed(runfolder.derive_seed(seed, "grpo_step", step)))
         dialogues = distributed.gather(dialogues, unit=group_size)
         t_rollout = time.time() - t0
         rewards = torch.tensor([trajectory_reward(d.success_turn, gamma) for d in dialogues])  # (B*g,)
@@ -323,5 +321,5 @@ if __name__ == "__main__":
     student, tok = tinyworld.load_tiny()
     out = Path("runs/grpo-demo")
     train(student, tok, tinyworld.scripted_teacher("math"), tasks.tiny_math_problems("train", n=64), out, lr=1e-3,
-          max_turn_tokens=32, max_dialogue_tokens=512, max_steps=8)
+          sampling=dialogue.Sampling(max_turn_tokens=32, max_dialogue_tokens=512), max_steps=8)
     print(open(out / "metrics.jsonl").read().splitlines()[-1])

@@ -43,6 +43,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import dataclasses
 import os
 import random
 import sys
@@ -63,6 +64,7 @@ from infra import runfolder
 import sft
 import tasks
 import tinyworld
+import turntypes
 from infra.runfolder import UserError, number, write_json
 
 TINY_MATH_PROBLEMS = 1280   # one epoch = 160 GRPO steps of 8 problems: a sample of the 3804 of the train split
@@ -218,18 +220,11 @@ def run(args):
                         f"{args.batch_problems}; pass more --problems or a smaller --batch-problems.")
     suites = eval_suites(args, test_problems, teacher, chat)
     print(f"run folder: {args.out}\nevaluating the base model on {', '.join(suites)} (N = {args.eval_turns})")
-    # Fig. 3's contexts, the same for every model: the tiny world's reference dialogues, or (LLM teacher, None
-    # here) the base model's first-seed dialogues, known after its evaluation
-    contexts = {}
-    if args.task == "math":
-        contexts["math"] = evaluate.fig3_contexts(teacher, suites["math"][0], tokenizer, args.eval_turns)
+    # Fig. 3's contexts, the same for every model: the base model's evaluation fills them in (the tiny world's
+    # reference dialogues, or with an LLM teacher the base's first-seed dialogues)
+    contexts = {"math": None} if args.task == "math" else {}
     with lora.adapters_off(base):                        # (fresh adapters add exactly 0; off, they cost nothing)
-        base_results, base_dialogues = run_eval(args, base, tokenizer, suites, "base", range(args.eval_seeds),
-                                                contexts)
-        if "math" in contexts and contexts["math"] is None:
-            contexts["math"] = evaluate.fig3_contexts(teacher, suites["math"][0], tokenizer, args.eval_turns,
-                                                      base_dialogues["math"])
-            base_results["math"] |= evaluate.answer_loss(base, tokenizer, contexts["math"], args.eval_turns)
+        base_results = run_eval(args, base, tokenizer, suites, "base", range(args.eval_seeds), contexts)
     results = {"base": base_results}
     print_curves(results, args.eval_turns)
     trained = {name: [] for name in suites}
@@ -239,7 +234,7 @@ def run(args):
         merged = args.out / f"seed-{seed}" / "merged"
         if lora.adapters(student) and distributed.is_main() and not merged.exists():
             lora.save_merged(student, tokenizer, merged)   # for plain transformers
-        entries, _ = run_eval(args, student, tokenizer, suites, f"{args.method}-seed{seed}", [seed], contexts)
+        entries = run_eval(args, student, tokenizer, suites, f"{args.method}-seed{seed}", [seed], contexts)
         for name, entry in entries.items():
             trained[name].append(entry)
         del student
@@ -271,15 +266,14 @@ def train_one(args, student, tokenizer, teacher, problems, seed: int):
     out = args.out / f"seed-{seed}"
     random.seed(seed)
     torch.manual_seed(seed)
-    common = dict(max_turn_tokens=args.max_turn_tokens, max_dialogue_tokens=args.max_dialogue_tokens,
-                  temperature=args.temperature, top_p=args.top_p, max_batch_tokens=args.max_batch_tokens)
+    sampling = train_sampling(args)
 
     def rl(model, turns, group_size, stage_out):
         return grpo.train(model, tokenizer, teacher, problems, stage_out, batch_problems=args.batch_problems,
                           group_size=group_size, max_turns=turns, gamma=args.gamma, lr=args.lr, beta=args.beta,
                           ppo_epochs=args.ppo_epochs, micro_batch=args.micro_batch, seed=seed,
                           save_every=args.save_every, warmup_steps=args.warmup_steps, loss_norm=args.loss_norm,
-                          resume=args.resume, **common)
+                          resume=args.resume, sampling=sampling)
 
     def sft_on(model, examples, stage_out):
         return sft.train(model, tokenizer, examples, stage_out, lr=args.lr, micro_batch=args.micro_batch,
@@ -302,7 +296,7 @@ def train_one(args, student, tokenizer, teacher, problems, seed: int):
                                        max_batch_tokens=args.max_batch_tokens) \
         if m == "qprime" else None
     examples = sft.collect(student, tokenizer, teacher, problems, out, group_size=args.group_size,
-                           max_turns=args.turns, on_incorrect=injector, seed=seed * 1_000_003, **common)
+                           max_turns=args.turns, sampling=sampling, on_incorrect=injector, seed=seed)
     if injector is not None:
         counts = distributed.all_reduce_sum(list(injector.stats.values()))   # every rank's questions
         injector.stats = dict(zip(injector.stats, map(int, counts)))
@@ -340,42 +334,37 @@ def eval_problems(args) -> dict:
 
 
 def eval_suites(args, problems, teacher, chat) -> dict:
-    """{eval task name: (problems, teacher, sharded)}: the fully specified tasks with the run's teacher (the
-    transfer task with its own scripted teacher in the tiny world), the sharded ones with the lazy user and the
-    same problems fully specified in one turn (Table 1); problems that don't fit the context are skipped."""
+    """{eval task name: evaluate.Suite}: the fully specified tasks with the run's teacher (the transfer task with
+    its own scripted teacher in the tiny world), the sharded ones with the lazy user and the same problems fully
+    specified in one turn (Table 1); problems that don't fit the evaluation's context are skipped."""
     teachers = {args.task: teacher}
     for other in {k.split("-")[0] for k in problems} - {args.task}:
         teachers[other] = tinyworld.scripted_teacher(other) if scripted(args) else teacher
-    suites = {}
-    for k, v in problems.items():
-        teacher_k = evaluate.task_teacher(k, teachers[k.split("-")[0]], scripted(args))
-        fitting = dialogue.fit_context(v, teacher_k, chat, 2 * args.max_dialogue_tokens, args.max_turn_tokens,
-                                       f"{k} problems")
-        suites[k] = (fitting, teacher_k, k.endswith("-sharded"))
+    suites = evaluate.eval_suites(problems, teachers, chat, eval_sampling(args), scripted(args))
     if args.data != "tiny":
-        write_json(args.out / "split-test.json", {k: [p.id for p in v] for k, (v, _, _) in suites.items()})
+        write_json(args.out / "split-test.json", {k: [p.id for p in suite.problems] for k, suite in suites.items()})
     return suites
 
 
-def run_eval(args, model, tokenizer, suites, label, seeds, contexts) -> tuple[dict, dict]:
-    """({eval task: entry}, {eval task: the first seed's dialogues}) for one model; dialogues are saved."""
+def run_eval(args, model, tokenizer, suites, label, seeds, contexts) -> dict:
+    """{eval task: entry} for one model (evaluate.evaluate_model, which saves the dialogues)."""
     classifier = None
     if args.judge:
-        judge_model, judge_tok = dialogue.load_model(args.judge, args.device)
-        classifier = evaluate.JudgeClassifier(judge_model, judge_tok)
-    results, first = {}, {}
-    for name, (problems, teacher, sharded) in suites.items():
-        entry, by_seed = evaluate.evaluate(model, tokenizer, problems, teacher, n_turns=args.eval_turns,
-                                           seeds=list(seeds), temperature=args.temperature, top_p=args.top_p,
-                                           max_turn_tokens=args.max_turn_tokens,
-                                           max_dialogue_tokens=2 * args.max_dialogue_tokens, sharded=sharded,
-                                           classifier=classifier, answer_contexts=contexts.get(name),
-                                           max_batch_tokens=args.max_batch_tokens)
-        results[name], first[name] = entry, by_seed[0]
-        (args.out / "dialogues").mkdir(exist_ok=True)
-        for seed, ds in zip(seeds, by_seed):
-            runfolder.write_jsonl(args.out / "dialogues" / f"{label}-{name}-seed{seed}.jsonl", [d.to_json() for d in ds])
-    return results, first
+        classifier = turntypes.JudgeClassifier(*dialogue.load_model(args.judge, args.device))
+    results, _ = evaluate.evaluate_model(model, tokenizer, suites, label, seeds, args.eval_turns, eval_sampling(args),
+                                         args.out, classifier=classifier, contexts=contexts)
+    return results
+
+
+def train_sampling(args) -> dialogue.Sampling:
+    """How the student samples and how long a training dialogue may grow (N = --turns)."""
+    return dialogue.Sampling(args.temperature, args.top_p, args.max_turn_tokens, args.max_dialogue_tokens,
+                             args.max_batch_tokens)
+
+
+def eval_sampling(args) -> dialogue.Sampling:
+    """The same at evaluation, with twice the training context: N = --eval-turns (10) turns need it."""
+    return dataclasses.replace(train_sampling(args), max_dialogue_tokens=2 * args.max_dialogue_tokens)
 
 
 def scripted(args) -> bool:
@@ -444,10 +433,8 @@ def stage_rollout(args, student, tokenizer, teacher, problems):
     """Roll out the starting model, print a few dialogues, save them all."""
     t0 = time.time()
     dialogues = dialogue.rollout(student, tokenizer, distributed.shard(problems), teacher, group_size=args.group_size,
-                                 max_turns=args.turns, max_turn_tokens=args.max_turn_tokens,
-                                 max_dialogue_tokens=args.max_dialogue_tokens, temperature=args.temperature,
-                                 top_p=args.top_p, seed=distributed.rank_seed(args.seed), progress=True,
-                                 max_batch_tokens=args.max_batch_tokens)
+                                 max_turns=args.turns, sampling=train_sampling(args),
+                                 seed=distributed.rank_seed(args.seed), progress=True)
     dialogues = distributed.gather(dialogues, unit=args.group_size)
     for i, d in enumerate(dialogues):
         d.group = i // args.group_size   # the problem's index in the whole list, not in this rank's share
