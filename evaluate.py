@@ -55,7 +55,7 @@ from infra import runfolder
 import tasks
 import tinyworld
 from report import ANSWER_LOSS_CURVES, ANSWER_LOSS_KINDS, QUESTION_TYPES, TURN_TYPES, write_report
-from infra.runfolder import UserError
+from infra.runfolder import UserError, number
 from infra.stats import half_width, mean_ci
 from turntypes import JudgeClassifier, classify_turn
 
@@ -172,12 +172,13 @@ def rollouts(model, tokenizer, problems, teacher, *, n_turns, seeds, sampling: d
     share of the problems with its own seed, and every rank gets all the dialogues back, in problem order."""
     seeds = list(seeds)
     if sampling.temperature == 0 and len(seeds) > 1:
-        print(f"note: greedy decoding gives every seed the same student turns; running all {len(seeds)} seeds anyway")
+        print(f"note: greedy decoding gives every seed the same student turns; running all {len(seeds)} seeds "
+              "anyway")
     by_seed = []
     for seed in tqdm(seeds, desc=desc, disable=not progress, dynamic_ncols=True):
         mine = dialogue.rollout(model, tokenizer, distributed.shard(problems), teacher, group_size=1,
-                                max_turns=n_turns, sampling=sampling, seed=distributed.rank_seed(seed), chat=chat,
-                                progress=progress)
+                                max_turns=n_turns, sampling=sampling, seed=distributed.rank_seed(seed),
+                                chat=chat, progress=progress)
         dialogues = distributed.gather(mine)
         for i, d in enumerate(dialogues):
             d.group = i                  # the problem's index in the whole list, not in this rank's share
@@ -245,7 +246,7 @@ def behaviour_stats(dialogues, sharded: bool) -> dict:
 # ---------------------------------------------------------------------------------------------
 
 class AnswerContext(NamedTuple):
-    """One of Fig. 3's contexts: a dialogue prefix that ends with teacher turn `turn`, and the reply scored there."""
+    """One of Fig. 3's contexts: a dialogue prefix that ends with teacher turn `turn`; the reply scored there."""
     turn: int             # t = 1..N: the opening is teacher turn 1
     ids: list[int]        # the prefix, ending with the assistant header where the reply would go
     problem: object
@@ -274,8 +275,8 @@ def reference_contexts(dialogues, n_turns: int) -> list[AnswerContext]:
                 t += 1
                 if t > n_turns:
                     break
-                out.append(AnswerContext(t, context, d.problem,
-                                         m.get("answer_form") or f"\\boxed{{{d.problem.answer}}}", m.get("placed")))
+                reply = m.get("answer_form") or f"\\boxed{{{d.problem.answer}}}"
+                out.append(AnswerContext(t, context, d.problem, reply, m.get("placed")))
     return out
 
 
@@ -394,7 +395,7 @@ def eval_suites(eval_tasks: dict, teachers: dict, chat, sampling: dialogue.Sampl
 def evaluate_model(model, tokenizer, suites: dict, label: str, seeds, n_turns: int, sampling: dialogue.Sampling,
                    out: Path, *, classifier=None, contexts: dict | None = None, show: bool = False):
     """One model on every eval task (sml.py's evaluations and this file's CLI): ({eval task: eval.json entry},
-    {eval task: the first seed's dialogues}). Each seed's dialogues go to out/dialogues/<label>-<task>-seed<k>.jsonl.
+    {eval task: the first seed's dialogues}). Seed k's go to out/dialogues/<label>-<task>-seed<k>.jsonl.
 
     `contexts` {eval task: Fig. 3's contexts} adds the loss on the correct answer; a task whose contexts are
     None gets them here, from this model's first-seed dialogues (fig3_contexts), for every model after it.
@@ -411,7 +412,8 @@ def evaluate_model(model, tokenizer, suites: dict, label: str, seeds, n_turns: i
             entry |= answer_loss(model, tokenizer, contexts[name], n_turns)
         results[name], first[name] = entry, by_seed[0]
         for seed, ds in zip(seeds, by_seed):
-            runfolder.write_jsonl(out / "dialogues" / f"{label}-{name}-seed{seed}.jsonl", [d.to_json() for d in ds])
+            runfolder.write_jsonl(out / "dialogues" / f"{label}-{name}-seed{seed}.jsonl",
+                                  [d.to_json() for d in ds])
         if show:
             runfolder.atomic_write(out / "dialogues" / f"{label}-{name}-sample.txt",
                                    "\n\n".join(d.render() for d in by_seed[0][:8]) + "\n")
@@ -454,33 +456,43 @@ def check_splits(eval_tasks: dict, runs: list[Path]) -> None:
 # ---------------------------------------------------------------------------------------------
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", action="append", help="'tiny', a hub id or a save_pretrained folder; repeat for several")
-    p.add_argument("--label", action="append", help="a model's name in the tables; one per --model (default: folder name)")
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", action="append",
+                   help="'tiny', a hub id or a save_pretrained folder; repeat for several")
+    p.add_argument("--label", action="append",
+                   help="a model's name in the tables; one per --model (default: folder name)")
     p.add_argument("--task", choices=["math", "code"], default="math")
     p.add_argument("--data", default="tiny", help="tiny, a dataset file or folder, or 'hub'")
-    p.add_argument("--dataset", help="which dataset --data holds (default: omni-math, or livecodebench for code)")
+    p.add_argument("--dataset",
+                   help="which dataset --data holds (default: omni-math, or livecodebench for code)")
     p.add_argument("--sharded-data", help="Lost in Conversation JSON (path or 'hub'): adds '<task>-sharded' and "
                    "'<task>-full' (tiny: always)")
-    p.add_argument("--seed", type=int, help="the split's seed (default: the seed of the run the models come from, "
-                   "else 0)")
-    p.add_argument("--turns", type=runfolder.number(int, 1), default=10, help="N at test time (the paper: 10)")
-    p.add_argument("--train-turns", type=runfolder.number(int, 0), default=4, help="the training horizon, marked on the plots (0: none)")
-    p.add_argument("--seeds", type=runfolder.number(int, 1), default=3, help="rollouts of each problem, one per seed 0..k-1")
-    p.add_argument("--temperature", type=runfolder.number(float, 0), default=1.0, help="0: greedy")
-    p.add_argument("--top-p", type=runfolder.number(float, high=1, above=0), default=1.0)
-    p.add_argument("--teacher", default="auto", help="auto: scripted in the tiny world, else the first --model (frozen) "
-                   "teaches every student; same: each student its own copy; scripted; or a hub id / folder")
-    p.add_argument("--problems", type=runfolder.number(int, 1), help="how many test problems (default: 200 tiny, all else)")
+    p.add_argument("--seed", type=int,
+                   help="the split's seed (default: the seed of the run the models come from, else 0)")
+    p.add_argument("--turns", type=number(int, 1), default=10, help="N at test time (the paper: 10)")
+    p.add_argument("--train-turns", type=number(int, 0), default=4,
+                   help="the training horizon, marked on the plots (0: none)")
+    p.add_argument("--seeds", type=number(int, 1), default=3,
+                   help="rollouts of each problem, one per seed 0..k-1")
+    p.add_argument("--temperature", type=number(float, 0), default=1.0, help="0: greedy")
+    p.add_argument("--top-p", type=number(float, high=1, above=0), default=1.0)
+    p.add_argument("--teacher", default="auto", help="auto: scripted in the tiny world, else the first --model "
+                   "(frozen) teaches every student; same: each student its own copy; scripted; "
+                   "or a hub id / folder")
+    p.add_argument("--problems", type=number(int, 1),
+                   help="how many test problems (default: 200 tiny, all else)")
     p.add_argument("--judge", help="a local chat model that classifies turn types (default: rules)")
-    p.add_argument("--answer-loss", action="store_true", help="also compute Fig. 3's loss on the correct answer, on "
-                   "contexts shared by every model: the tiny world's reference dialogues, else the first model's")
+    p.add_argument("--answer-loss", action="store_true", help="also compute Fig. 3's loss on the correct "
+                   "answer, on contexts shared by every model: the tiny world's reference dialogues, else the "
+                   "first model's")
     p.add_argument("--trained-on", choices=["math", "code"], help="the task the models were trained on: adds "
                    "the transfer table (Fig. 4), e.g. --task code --trained-on math")
-    p.add_argument("--max-turn-tokens", type=runfolder.number(int, 1), help="default: 48 for tiny data, 1024 otherwise")
-    p.add_argument("--max-dialogue-tokens", type=runfolder.number(int, 1),
-                   help="default: 1024 for tiny data, 16384 otherwise (twice sml.py's training budget: N = 10 turns)")
-    p.add_argument("--rollout-batch", type=runfolder.number(int, 1), help="dialogues per generate call at the full "
+    p.add_argument("--max-turn-tokens", type=number(int, 1), help="default: 48 for tiny data, 1024 otherwise")
+    p.add_argument("--max-dialogue-tokens", type=number(int, 1),
+                   help="default: 1024 for tiny data, 16384 otherwise (twice sml.py's training budget: "
+                   "N = 10 turns)")
+    p.add_argument("--rollout-batch", type=number(int, 1), help="dialogues per generate call at the full "
                    "context (default: every problem at once); a 12B model on one GPU needs a few (README)")
     p.add_argument("--device")
     p.add_argument("--out", help="default: runs/eval-<task>-<time>")
@@ -533,10 +545,11 @@ def main(argv=None) -> dict:
         else:
             model, tok = (student, tokenizer) if args.teacher == "same" else teacher_model
             main_teacher = dialogue.ModelTeacher(model, tok, max_batch_tokens=args.max_batch_tokens)
-        suites = eval_suites(eval_tasks, {args.task: main_teacher}, dialogue.ChatFormat(tokenizer), sampling, tiny)
+        chat = dialogue.ChatFormat(tokenizer)
+        suites = eval_suites(eval_tasks, {args.task: main_teacher}, chat, sampling, tiny)
         results[label], _ = evaluate_model(student, tokenizer, suites, label, range(args.seeds), args.turns,
                                            sampling, args.out, classifier=judge, contexts=contexts, show=True)
-        write_report(args.out, results, args.train_turns or None, args.trained_on)   # after each model: nothing lost
+        write_report(args.out, results, args.train_turns or None, args.trained_on)   # each model: nothing lost
         del student
     print(f"wrote {args.out}/eval.json and results.md")
     return results
