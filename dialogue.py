@@ -308,7 +308,8 @@ class ModelTeacher:
         from the user, while some reject a system role and Gemma-3 rejects two user messages in a row."""
         msgs = [{"role": "user" if m["role"] == "student" else "assistant", "content": m["text"]}
                 for m in d.messages[1:]]          # the opening is the problem, which the instructions hold
-        instructions = TEACHER_PROMPT.format(problem=d.problem.statement, private_knowledge=private_knowledge(d))
+        instructions = TEACHER_PROMPT.format(problem=d.problem.statement,
+                                             private_knowledge=private_knowledge(d))
         msgs[0]["content"] = f"{instructions}\n\nThe student's first message:\n{msgs[0]['content']}"
         return msgs
 
@@ -366,10 +367,12 @@ class ChatFormat:
         if getattr(tokenizer, "chat_template", None) is None:
             raise UserError(f"The tokenizer of {tokenizer.name_or_path!r} has no chat template; use an "
                             "instruction-tuned (chat) model, whose template defines the roles.")
-        after = self._render([{"role": "user", "content": "U"}, {"role": "assistant", "content": self.PLACEHOLDER}])
+        after = self._render([{"role": "user", "content": "U"},
+                              {"role": "assistant", "content": self.PLACEHOLDER}])
         after = after[after.rindex(self.PLACEHOLDER) + len(self.PLACEHOLDER):]
         end_ids = tokenizer.encode(after, add_special_tokens=False)
-        if not end_ids or end_ids[0] not in set(tokenizer.all_special_ids) | set(tokenizer.added_tokens_decoder):
+        special = set(tokenizer.all_special_ids) | set(tokenizer.added_tokens_decoder)
+        if not end_ids or end_ids[0] not in special:
             raise UserError(f"The chat template of {tokenizer.name_or_path!r} does not end an assistant turn "
                             "with a special token, so a student turn has no stop token; use a chat model.")
         self.end_of_turn = end_ids[0]
@@ -384,7 +387,8 @@ class ChatFormat:
             self.check_prefix_preserving()
 
     def _render(self, messages, add_generation_prompt=False) -> str:
-        return self.tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+        return self.tok.apply_chat_template(messages, tokenize=False,
+                                            add_generation_prompt=add_generation_prompt)
 
     def encode(self, text: str) -> list[int]:
         return self.tok.encode(text, add_special_tokens=False)
@@ -416,7 +420,8 @@ class ChatFormat:
         text = self._render(messages, add_generation_prompt=True)
         ids = self.encode(text)
         for i, answer in enumerate(turns):
-            messages += [{"role": "assistant", "content": answer}, {"role": "user", "content": f"Feedback {i}."}]
+            messages += [{"role": "assistant", "content": answer},
+                         {"role": "user", "content": f"Feedback {i}."}]
             text += answer + self.end_text + self._teacher_text(f"Feedback {i}.")
             ids += self.encode(answer) + [self.end_of_turn] + self.teacher_turn(f"Feedback {i}.")
         full = self._render(messages, add_generation_prompt=True)
