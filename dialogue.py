@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 import torch
 
 from infra import lora
-from infra.runfolder import UserError
+from infra.runfolder import UserError, derive_seed
 from tasks import Problem
 import verify
 from generation import generate
@@ -97,26 +97,37 @@ class Dialogue:
         return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class Sampling:
+    """How the student samples its turns and how long a dialogue may grow: the one value the rollout, the
+    trainers and the evaluation pass along."""
+    temperature: float = 1.0              # of the student's turns; 0 is greedy
+    top_p: float = 1.0                    # nucleus sampling: the smallest set of tokens with this much mass
+    max_turn_tokens: int = 256            # a student turn's cap: a turn that reaches it never ended (overlong)
+    max_dialogue_tokens: int = 2048       # the student's context: a dialogue that fills it is cut (truncated)
+    max_batch_tokens: int | None = None   # positions per generate call (prompts x length); None: one call
+
+
 # ---------------------------------------------------------------------------------------------
 # The rollout: the whole inner loop of §4.2, batched.
 # ---------------------------------------------------------------------------------------------
 
-def rollout(student, tokenizer, problems: list[Problem], teacher, *, group_size: int = 1,
-            max_turns: int = 4, max_turn_tokens: int = 256, max_dialogue_tokens: int = 2048,
-            temperature: float = 1.0, top_p: float = 1.0, seed: int = 0, chat: ChatFormat | None = None,
-            on_incorrect=None, progress: bool = False, max_batch_tokens: int | None = None) -> list[Dialogue]:
+def rollout(student, tokenizer, problems: list[Problem], teacher, *, group_size: int = 1, max_turns: int = 4,
+            sampling: Sampling = Sampling(), seed: int = 0, chat: ChatFormat | None = None, on_incorrect=None,
+            progress: bool = False) -> list[Dialogue]:
     """Roll out len(problems) x group_size dialogues for at most `max_turns` student turns.
 
-    The budget is per dialogue (`max_dialogue_tokens`, the student's context): a dialogue that runs
-    out of it is marked truncated and ends; its reward is unknown, so training leaves it out. A turn
-    that runs past `max_turn_tokens` with context to spare is the student's failure to end its turn:
-    the dialogue ends unsolved (`overlong`) and is trained on with reward 0. Were it left out as well,
+    The budget is per dialogue (`sampling.max_dialogue_tokens`, the student's context): a dialogue that
+    runs out of it is marked truncated and ends; its reward is unknown, so training leaves it out. A turn
+    that runs past `sampling.max_turn_tokens` with context to spare is the student's failure to end its
+    turn: the dialogue ends unsolved (`overlong`) and is trained on with reward 0. Were it left out as well,
     a policy pushed away from wrong answers after a hint would drift, unpunished, into rambling.
     `on_incorrect(dialogues, turn)` is Q-priming's hook (qprime.py): it may replace wrong student
-    turns before the teacher answers. `max_batch_tokens` caps each generate call (see `generate`): a
-    12B student generates its turns in chunks rather than all B x g at once.
+    turns before the teacher answers. `sampling.max_batch_tokens` caps each generate call (see `generate`):
+    a 12B student generates its turns in chunks rather than all B x g at once.
     """
     chat = chat or ChatFormat(tokenizer)
+    max_turn_tokens, max_dialogue_tokens = sampling.max_turn_tokens, sampling.max_dialogue_tokens
     dialogues = []
     for i, p in enumerate(problems):
         for _ in range(group_size):
@@ -135,9 +146,9 @@ def rollout(student, tokenizer, problems: list[Problem], teacher, *, group_size:
         if not active:
             break
         budgets = [min(max_turn_tokens, max_dialogue_tokens - len(d.ids)) for d in active]
-        outs = generate(student, [d.ids for d in active], budgets, temperature=temperature, top_p=top_p,
-                        stop_token_ids=chat.stop_ids, pad_token_id=chat.pad_id, seed=seed * 1000 + t,
-                        max_batch_tokens=max_batch_tokens)
+        outs = generate(student, [d.ids for d in active], budgets, temperature=sampling.temperature,
+                        top_p=sampling.top_p, stop_token_ids=chat.stop_ids, pad_token_id=chat.pad_id,
+                        seed=derive_seed(seed, "turn", t), max_batch_tokens=sampling.max_batch_tokens)
         texts = tokenizer.batch_decode([[i for i in out if i not in chat.stop_ids] for out in outs],
                                        skip_special_tokens=True)
         verdicts = judge_all([d.problem for d in active], texts)
@@ -285,7 +296,8 @@ class ModelTeacher:
         with lora.adapters_off(self.model):            # the starting policy, whatever the student learned
             outs = generate(self.model, prompts, self.max_new_tokens, temperature=self.temperature,
                             stop_token_ids=self.chat.stop_ids, pad_token_id=self.chat.pad_id,
-                            seed=self.seed * 7919 + self.calls, max_batch_tokens=self.max_batch_tokens)
+                            seed=derive_seed(self.seed, "teacher", self.calls),
+                            max_batch_tokens=self.max_batch_tokens)
         texts = self.tokenizer.batch_decode(outs, skip_special_tokens=True)
         return [t.strip() for t in texts]
 
@@ -296,7 +308,8 @@ class ModelTeacher:
         from the user, while some reject a system role and Gemma-3 rejects two user messages in a row."""
         msgs = [{"role": "user" if m["role"] == "student" else "assistant", "content": m["text"]}
                 for m in d.messages[1:]]          # the opening is the problem, which the instructions hold
-        instructions = TEACHER_PROMPT.format(problem=d.problem.statement, private_knowledge=private_knowledge(d))
+        instructions = TEACHER_PROMPT.format(problem=d.problem.statement,
+                                             private_knowledge=private_knowledge(d))
         msgs[0]["content"] = f"{instructions}\n\nThe student's first message:\n{msgs[0]['content']}"
         return msgs
 
@@ -354,10 +367,12 @@ class ChatFormat:
         if getattr(tokenizer, "chat_template", None) is None:
             raise UserError(f"The tokenizer of {tokenizer.name_or_path!r} has no chat template; use an "
                             "instruction-tuned (chat) model, whose template defines the roles.")
-        after = self._render([{"role": "user", "content": "U"}, {"role": "assistant", "content": self.PLACEHOLDER}])
+        after = self._render([{"role": "user", "content": "U"},
+                              {"role": "assistant", "content": self.PLACEHOLDER}])
         after = after[after.rindex(self.PLACEHOLDER) + len(self.PLACEHOLDER):]
         end_ids = tokenizer.encode(after, add_special_tokens=False)
-        if not end_ids or end_ids[0] not in set(tokenizer.all_special_ids) | set(tokenizer.added_tokens_decoder):
+        special = set(tokenizer.all_special_ids) | set(tokenizer.added_tokens_decoder)
+        if not end_ids or end_ids[0] not in special:
             raise UserError(f"The chat template of {tokenizer.name_or_path!r} does not end an assistant turn "
                             "with a special token, so a student turn has no stop token; use a chat model.")
         self.end_of_turn = end_ids[0]
@@ -372,7 +387,8 @@ class ChatFormat:
             self.check_prefix_preserving()
 
     def _render(self, messages, add_generation_prompt=False) -> str:
-        return self.tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+        return self.tok.apply_chat_template(messages, tokenize=False,
+                                            add_generation_prompt=add_generation_prompt)
 
     def encode(self, text: str) -> list[int]:
         return self.tok.encode(text, add_special_tokens=False)
@@ -404,7 +420,8 @@ class ChatFormat:
         text = self._render(messages, add_generation_prompt=True)
         ids = self.encode(text)
         for i, answer in enumerate(turns):
-            messages += [{"role": "assistant", "content": answer}, {"role": "user", "content": f"Feedback {i}."}]
+            messages += [{"role": "assistant", "content": answer},
+                         {"role": "user", "content": f"Feedback {i}."}]
             text += answer + self.end_text + self._teacher_text(f"Feedback {i}.")
             ids += self.encode(answer) + [self.end_of_turn] + self.teacher_turn(f"Feedback {i}.")
         full = self._render(messages, add_generation_prompt=True)
@@ -455,6 +472,6 @@ if __name__ == "__main__":
     model, tok = load_model(sys.argv[1])
     data = sys.argv[2] if len(sys.argv) > 2 else "tests/fixtures/omni_math.jsonl"
     problems = tasks.load_omni_math(data, "test")[:2]
-    for d in rollout(model, tok, problems, ModelTeacher(model, tok), max_turns=3, max_turn_tokens=512,
-                     max_dialogue_tokens=4096, progress=True):
+    for d in rollout(model, tok, problems, ModelTeacher(model, tok), max_turns=3, progress=True,
+                     sampling=Sampling(max_turn_tokens=512, max_dialogue_tokens=4096)):
         print(d.render(), "\n")

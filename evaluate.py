@@ -12,10 +12,12 @@ eval.json entry, one function per figure:
     also at a fixed kind of context: after a reply that placed the answer, and after one that did not.
   * Table 1, §6.3: the sharded task (Lost in Conversation, the lazy user reveals one shard per turn)
     beside the same problems fully specified in one turn ("<task>-sharded" and "<task>-full").
-  * Fig. 5-6, §5.2, §6.4: `behaviour_entry`, turn types (answer attempt, clarification, ...), questions per
-    conversation, success with and without a question, premature answer attempts (before the last shard),
-    each with a 95% CI over seeds too (`seed_ci95`).
+  * Fig. 5-6, §5.2, §6.4: `behaviour_entry`, turn types (answer attempt, clarification, ...; the rules and
+    the judge are in turntypes.py), questions per conversation, success with and without a question,
+    premature answer attempts (before the last shard), each with a 95% CI over seeds too (`seed_ci95`).
   * A teacher that can tell whether its feedback was taken up (the tiny world's) adds `feedback_uptake`.
+sml.py's evaluations and this file's CLI take one path: `load_eval_tasks`, `eval_suites` (each task's teacher
+and the problems that fit), `evaluate_model` (every task, the dialogues written).
 
     python evaluate.py --model tiny --data tiny --turns 10 --seeds 3 --out runs/eval-tiny
     python evaluate.py --model tiny --label base --model runs/<run>/seed-0/checkpoints/step-N --label sml
@@ -38,7 +40,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import time
 from pathlib import Path
@@ -53,10 +54,10 @@ import grpo
 from infra import runfolder
 import tasks
 import tinyworld
-import verify
 from report import ANSWER_LOSS_CURVES, ANSWER_LOSS_KINDS, QUESTION_TYPES, TURN_TYPES, write_report
-from infra.runfolder import UserError
+from infra.runfolder import UserError, number
 from infra.stats import half_width, mean_ci
+from turntypes import JudgeClassifier, classify_turn
 
 
 # ---------------------------------------------------------------------------------------------
@@ -130,29 +131,28 @@ def combine(entries: list[dict]) -> dict:
 # One model on one eval task: the rollouts, then one function per figure.
 # ---------------------------------------------------------------------------------------------
 
-def evaluate(model, tokenizer, problems, teacher, *, n_turns: int = 10, seeds=(0,), temperature: float = 1.0,
-             top_p: float = 1.0, max_turn_tokens: int = 256, max_dialogue_tokens: int = 4096, sharded: bool = False,
-             classifier=None, answer_contexts=None, progress: bool = True, desc: str = "eval",
-             max_batch_tokens: int | None = None):
+def evaluate(model, tokenizer, problems, teacher, *, n_turns: int = 10, seeds=(0,),
+             sampling: dialogue.Sampling = dialogue.Sampling(max_dialogue_tokens=4096), sharded: bool = False,
+             classifier=None, answer_contexts=None, progress: bool = True, desc: str = "eval"):
     """The eval.json entry of one model on one eval task, and the dialogues of each seed.
 
     Every problem is rolled out once per seed (group size 1; the seed changes the sampling). Every student
     message gets a "turn_type" key, so the saved dialogues show how each turn was classified.
-    `classifier(text, task)` defaults to the rule-based `classify_turn`; `answer_contexts` (from
-    `reference_contexts`) adds Fig. 3's loss on the correct answer. `max_batch_tokens` caps each generate
-    call (dialogue.generate): a real model rolls out its 500 problems in chunks.
+    `classifier(text, task)` defaults to the rule-based `turntypes.classify_turn`; `answer_contexts` (from
+    `reference_contexts`) adds Fig. 3's loss on the correct answer. `sampling.max_batch_tokens` caps each
+    generate call (dialogue.generate): a real model rolls out its 500 problems in chunks.
     """
     if not problems:
         raise ValueError("evaluate needs at least one problem.")
     if sharded and not all(p.shards for p in problems):
         raise ValueError("evaluate(sharded=True) needs problems with shards.")
     chat = dialogue.ChatFormat(tokenizer)   # checked once here, not once per seed
-    by_seed = rollouts(model, tokenizer, problems, teacher, n_turns=n_turns, seeds=seeds, temperature=temperature,
-                       top_p=top_p, max_turn_tokens=max_turn_tokens, max_dialogue_tokens=max_dialogue_tokens,
-                       chat=chat, progress=progress, desc=desc, max_batch_tokens=max_batch_tokens)
+    by_seed = rollouts(model, tokenizer, problems, teacher, n_turns=n_turns, seeds=seeds, sampling=sampling,
+                       chat=chat, progress=progress, desc=desc)
     every = [d for ds in by_seed for d in ds]
+    t, top_p = sampling.temperature, sampling.top_p
     entry = {**success_entry(by_seed, n_turns, seeds),
-             "decoding": "greedy" if temperature == 0 else f"sampled, temperature {temperature}, top_p {top_p}",
+             "decoding": "greedy" if t == 0 else f"sampled, temperature {t}, top_p {top_p}",
              **behaviour_entry(every, problems[0].task, classifier or classify_turn, sharded)}
     if hasattr(teacher, "uptake"):
         entry["feedback_uptake"], entry["feedback_uptake_n"] = teacher.uptake(every)
@@ -166,20 +166,19 @@ def evaluate(model, tokenizer, problems, teacher, *, n_turns: int = 10, seeds=(0
     return entry, by_seed
 
 
-def rollouts(model, tokenizer, problems, teacher, *, n_turns, seeds, temperature, top_p, max_turn_tokens,
-             max_dialogue_tokens, chat=None, progress=True, desc="eval", max_batch_tokens=None) -> list[list]:
+def rollouts(model, tokenizer, problems, teacher, *, n_turns, seeds, sampling: dialogue.Sampling, chat=None,
+             progress=True, desc="eval") -> list[list]:
     """One rollout of every problem per seed: [[Dialogue] per seed]. Under torchrun each rank rolls out its
     share of the problems with its own seed, and every rank gets all the dialogues back, in problem order."""
     seeds = list(seeds)
-    if temperature == 0 and len(seeds) > 1:
-        print(f"note: greedy decoding gives every seed the same student turns; running all {len(seeds)} seeds anyway")
+    if sampling.temperature == 0 and len(seeds) > 1:
+        print(f"note: greedy decoding gives every seed the same student turns; running all {len(seeds)} seeds "
+              "anyway")
     by_seed = []
     for seed in tqdm(seeds, desc=desc, disable=not progress, dynamic_ncols=True):
         mine = dialogue.rollout(model, tokenizer, distributed.shard(problems), teacher, group_size=1,
-                                max_turns=n_turns, max_turn_tokens=max_turn_tokens,
-                                max_dialogue_tokens=max_dialogue_tokens, temperature=temperature, top_p=top_p,
-                                seed=distributed.rank_seed(seed), chat=chat, progress=progress,
-                                max_batch_tokens=max_batch_tokens)
+                                max_turns=n_turns, sampling=sampling, seed=distributed.rank_seed(seed),
+                                chat=chat, progress=progress)
         dialogues = distributed.gather(mine)
         for i, d in enumerate(dialogues):
             d.group = i                  # the problem's index in the whole list, not in this rank's share
@@ -247,7 +246,7 @@ def behaviour_stats(dialogues, sharded: bool) -> dict:
 # ---------------------------------------------------------------------------------------------
 
 class AnswerContext(NamedTuple):
-    """One of Fig. 3's contexts: a dialogue prefix that ends with teacher turn `turn`, and the reply scored there."""
+    """One of Fig. 3's contexts: a dialogue prefix that ends with teacher turn `turn`; the reply scored there."""
     turn: int             # t = 1..N: the opening is teacher turn 1
     ids: list[int]        # the prefix, ending with the assistant header where the reply would go
     problem: object
@@ -276,8 +275,8 @@ def reference_contexts(dialogues, n_turns: int) -> list[AnswerContext]:
                 t += 1
                 if t > n_turns:
                     break
-                out.append(AnswerContext(t, context, d.problem,
-                                         m.get("answer_form") or f"\\boxed{{{d.problem.answer}}}", m.get("placed")))
+                reply = m.get("answer_form") or f"\\boxed{{{d.problem.answer}}}"
+                out.append(AnswerContext(t, context, d.problem, reply, m.get("placed")))
     return out
 
 
@@ -345,111 +344,7 @@ def answer_loss(model, tokenizer, contexts: list[AnswerContext], n_turns: int, b
 
 
 # ---------------------------------------------------------------------------------------------
-# §5.2 turn types (Lost in Conversation's taxonomy): rules by default, or a judge model.
-# ---------------------------------------------------------------------------------------------
-
-_EITHER = re.compile(r"\beither\b[^?!\n]{0,150}?\bor\b[^?!\n]{0,60}", re.I)
-_REFUSE = re.compile(r"\b(i can ?not|i can't|i can’t|i'm unable|i am unable|i'm not able|i am not able|"
-                     r"i won't|i will not|not possible to|impossible to)\b", re.I)
-
-
-def classify_turn(text: str, task: str = "math") -> str:
-    """The rule-based turn type of one student turn (the default classifier).
-
-    missing: empty. answer_attempt: one answer, i.e. one distinct \\boxed{} (math) or one code block
-    (code). hedge: several different answers, or "either ... or" naming two or more numbers.
-    clarification: no answer and exactly one question, in a short turn (< 200 characters).
-    interrogation: no answer and two or more questions. refuse: no answer and a phrase like "I
-    can't" or "not possible to". discussion: everything else, such as a long turn with one question.
-    """
-    if not text or not text.strip():
-        return "missing"
-    if task == "code":
-        answers = {body.strip() for _, body in verify.code_blocks(text)}
-    else:
-        # each box is read up to where the next one starts
-        starts = [m.start() for m in verify.BOX_RE.finditer(text)] + [len(text)]
-        boxes = [verify.extract_answer(text[a:b]) for a, b in zip(starts, starts[1:])]
-        answers = {verify.normalize_answer(b) for b in boxes if b}
-    either = _EITHER.search(text)
-    if len(answers) >= 2 or (either and len(re.findall(r"\d+(?:\.\d+)?", either.group(0))) >= 2):
-        return "hedge"
-    if answers:
-        return "answer_attempt"
-    questions = len(re.findall(r"\?+", text))   # "??" is one question
-    if questions >= 2:
-        return "interrogation"
-    if questions == 1 and len(text.strip()) < 200:
-        return "clarification"
-    if _REFUSE.search(text):
-        return "refuse"
-    return "discussion"
-
-
-JUDGE_PROMPT = """Classify one turn of an assistant that is solving a {task} problem in a conversation with a user.
-The turn types:
-answer_attempt: the turn gives one complete answer ({answer}).
-clarification: no answer; a short turn asking exactly one question.
-interrogation: no answer; the turn asks several questions.
-discussion: no answer and no question; it reasons, explains or comments.
-hedge: the turn gives several candidate answers or branches (for example "either 12 or 15").
-refuse: the turn declines, or says it cannot answer.
-missing: the turn is empty.
-
-The turn:
-<<<
-{text}
->>>
-Reply with the name of its type only."""
-
-
-class JudgeClassifier:
-    """The paper's model-as-judge (§5.2) with any local chat model. It greedy-decodes a few tokens
-    per turn and reads the first type name in the reply. When no name parses, it uses the rule-based
-    label instead and counts a fallback. `batch` classifies many turns with one generate call per batch."""
-
-    def __init__(self, model, tokenizer, max_new_tokens: int = 8, batch_size: int = 32, max_chars: int = 3000):
-        self.model, self.tokenizer = model, tokenizer
-        self.chat = dialogue.ChatFormat(tokenizer, check=False)  # one-message prompts: prefixes don't matter
-        self.max_new_tokens, self.batch_size, self.max_chars = max_new_tokens, batch_size, max_chars
-        self.name = f"judge {getattr(tokenizer, 'name_or_path', '')}".strip()
-        self.fallbacks = 0
-
-    def __call__(self, text: str, task: str = "math") -> str:
-        return self.batch([text], task)[0]
-
-    def batch(self, texts: list[str], task: str = "math") -> list[str]:
-        labels = ["missing" if not t.strip() else None for t in texts]   # no judge needed for an empty turn
-        todo = [i for i, label in enumerate(labels) if label is None]
-        answer = "a final answer in \\boxed{}" if task == "math" else "a complete program in a code block"
-        for k in range(0, len(todo), self.batch_size):
-            rows = todo[k:k + self.batch_size]
-            prompts = [self.chat.encode_messages([{"role": "user", "content": JUDGE_PROMPT.format(
-                task=task, answer=answer, text=self._clip(texts[i]))}]) for i in rows]
-            outs = dialogue.generate(self.model, prompts, self.max_new_tokens, temperature=0,
-                                     stop_token_ids=self.chat.stop_ids, pad_token_id=self.chat.pad_id)
-            for i, reply in zip(rows, self.tokenizer.batch_decode(outs, skip_special_tokens=True)):
-                labels[i] = parse_turn_type(reply)
-                if labels[i] is None:
-                    self.fallbacks += 1
-                    labels[i] = classify_turn(texts[i], task)
-        return labels
-
-    def _clip(self, text: str) -> str:
-        """Keep the start and the end of a long turn: the answer is usually at the end."""
-        half = self.max_chars // 2
-        return text if len(text) <= self.max_chars else text[:half] + "\n[...]\n" + text[-half:]
-
-
-def parse_turn_type(reply: str) -> str | None:
-    """The first turn-type name in a judge's reply ("Answer attempt." counts), or None."""
-    reply = re.sub(r"[\s-]+", "_", reply.lower())
-    found = [(reply.find(k), k) for k in TURN_TYPES if k in reply]
-    return min(found)[1] if found else None
-
-
-# ---------------------------------------------------------------------------------------------
-# What is evaluated: eval tasks, teachers, models (shared with sml.py).
+# The evaluation path, shared with sml.py: eval tasks, their teachers, one model on all of them.
 # ---------------------------------------------------------------------------------------------
 
 def load_eval_tasks(task: str, data: str, dataset: str | None = None, sharded_data: str | None = None,
@@ -477,6 +372,57 @@ def task_teacher(name: str, main_teacher, tiny: bool):
     if name.endswith("-sharded") or name.endswith("-full"):
         return dialogue.ShardTeacher(instructions=not tiny, full=name.endswith("-full"))
     return main_teacher
+
+
+class Suite(NamedTuple):
+    """One eval task as it is rolled out: the problems that fit the context, their teacher, sharded or not."""
+    problems: list
+    teacher: object
+    sharded: bool
+
+
+def eval_suites(eval_tasks: dict, teachers: dict, chat, sampling: dialogue.Sampling, tiny: bool) -> dict:
+    """{eval task: Suite}. A fully specified task gets teachers[its task] ("math" or "code"), a sharded one the
+    lazy user and its "-full" pair one turn (task_teacher); problems whose opening leaves no room for a turn
+    within the context are skipped (dialogue.fit_context)."""
+    suites = {}
+    for name, problems in eval_tasks.items():
+        teacher = task_teacher(name, teachers[name.split("-")[0]], tiny)
+        fitting = dialogue.fit_context(problems, teacher, chat, sampling.max_dialogue_tokens,
+                                       sampling.max_turn_tokens, f"{name} problems")
+        suites[name] = Suite(fitting, teacher, name.endswith("-sharded"))
+    return suites
+
+
+def evaluate_model(model, tokenizer, suites: dict, label: str, seeds, n_turns: int, sampling: dialogue.Sampling,
+                   out: Path, *, classifier=None, contexts: dict | None = None, show: bool = False):
+    """One model on every eval task (sml.py's evaluations and this file's CLI): ({eval task: eval.json entry},
+    {eval task: the first seed's dialogues}). Seed k's go to out/dialogues/<label>-<task>-seed<k>.jsonl.
+
+    `contexts` {eval task: Fig. 3's contexts} adds the loss on the correct answer; a task whose contexts are
+    None gets them here, from this model's first-seed dialogues (fig3_contexts), for every model after it.
+    `show`: also write a readable sample, <label>-<task>-sample.txt, and print each task's curve."""
+    contexts = {} if contexts is None else contexts
+    results, first = {}, {}
+    (out / "dialogues").mkdir(parents=True, exist_ok=True)
+    for name, (problems, teacher, sharded) in suites.items():
+        entry, by_seed = evaluate(model, tokenizer, problems, teacher, n_turns=n_turns, seeds=list(seeds),
+                                  sampling=sampling, sharded=sharded, classifier=classifier,
+                                  answer_contexts=contexts.get(name), desc=f"{label}/{name}")
+        if name in contexts and contexts[name] is None:   # the first model: Fig. 3's contexts are known now
+            contexts[name] = fig3_contexts(teacher, problems, tokenizer, n_turns, by_seed[0])
+            entry |= answer_loss(model, tokenizer, contexts[name], n_turns)
+        results[name], first[name] = entry, by_seed[0]
+        for seed, ds in zip(seeds, by_seed):
+            runfolder.write_jsonl(out / "dialogues" / f"{label}-{name}-seed{seed}.jsonl",
+                                  [d.to_json() for d in ds])
+        if show:
+            runfolder.atomic_write(out / "dialogues" / f"{label}-{name}-sample.txt",
+                                   "\n\n".join(d.render() for d in by_seed[0][:8]) + "\n")
+            print(f"{label}/{name}: solved by turn " + " ".join(f"{t}:{s:.2f}" for t, s in
+                  enumerate(entry["success_at_turn"], start=1)) + f"; truncated {entry['truncated_rate']:.2f}"
+                  f", over-long {entry['overlong_rate']:.2f}")
+    return results, first
 
 
 def load(name: str, device: str | None = None, seed: int = 0):
@@ -512,33 +458,43 @@ def check_splits(eval_tasks: dict, runs: list[Path]) -> None:
 # ---------------------------------------------------------------------------------------------
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", action="append", help="'tiny', a hub id or a save_pretrained folder; repeat for several")
-    p.add_argument("--label", action="append", help="a model's name in the tables; one per --model (default: folder name)")
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", action="append",
+                   help="'tiny', a hub id or a save_pretrained folder; repeat for several")
+    p.add_argument("--label", action="append",
+                   help="a model's name in the tables; one per --model (default: folder name)")
     p.add_argument("--task", choices=["math", "code"], default="math")
     p.add_argument("--data", default="tiny", help="tiny, a dataset file or folder, 'hub', or 'humaneval' (code)")
-    p.add_argument("--dataset", help="which dataset --data holds (default: omni-math, or livecodebench for code)")
+    p.add_argument("--dataset",
+                   help="which dataset --data holds (default: omni-math, or livecodebench for code)")
     p.add_argument("--sharded-data", help="Lost in Conversation JSON (path or 'hub'): adds '<task>-sharded' and "
                    "'<task>-full' (tiny: always)")
-    p.add_argument("--seed", type=int, help="the split's seed (default: the seed of the run the models come from, "
-                   "else 0)")
-    p.add_argument("--turns", type=runfolder.number(int, 1), default=10, help="N at test time (the paper: 10)")
-    p.add_argument("--train-turns", type=runfolder.number(int, 0), default=4, help="the training horizon, marked on the plots (0: none)")
-    p.add_argument("--seeds", type=runfolder.number(int, 1), default=3, help="rollouts of each problem, one per seed 0..k-1")
-    p.add_argument("--temperature", type=runfolder.number(float, 0), default=1.0, help="0: greedy")
-    p.add_argument("--top-p", type=runfolder.number(float, high=1, above=0), default=1.0)
-    p.add_argument("--teacher", default="auto", help="auto: scripted in the tiny world, else the first --model (frozen) "
-                   "teaches every student; same: each student its own copy; scripted; or a hub id / folder")
-    p.add_argument("--problems", type=runfolder.number(int, 1), help="how many test problems (default: 200 tiny, all else)")
+    p.add_argument("--seed", type=int,
+                   help="the split's seed (default: the seed of the run the models come from, else 0)")
+    p.add_argument("--turns", type=number(int, 1), default=10, help="N at test time (the paper: 10)")
+    p.add_argument("--train-turns", type=number(int, 0), default=4,
+                   help="the training horizon, marked on the plots (0: none)")
+    p.add_argument("--seeds", type=number(int, 1), default=3,
+                   help="rollouts of each problem, one per seed 0..k-1")
+    p.add_argument("--temperature", type=number(float, 0), default=1.0, help="0: greedy")
+    p.add_argument("--top-p", type=number(float, high=1, above=0), default=1.0)
+    p.add_argument("--teacher", default="auto", help="auto: scripted in the tiny world, else the first --model "
+                   "(frozen) teaches every student; same: each student its own copy; scripted; "
+                   "or a hub id / folder")
+    p.add_argument("--problems", type=number(int, 1),
+                   help="how many test problems (default: 200 tiny, all else)")
     p.add_argument("--judge", help="a local chat model that classifies turn types (default: rules)")
-    p.add_argument("--answer-loss", action="store_true", help="also compute Fig. 3's loss on the correct answer, on "
-                   "contexts shared by every model: the tiny world's reference dialogues, else the first model's")
+    p.add_argument("--answer-loss", action="store_true", help="also compute Fig. 3's loss on the correct "
+                   "answer, on contexts shared by every model: the tiny world's reference dialogues, else the "
+                   "first model's")
     p.add_argument("--trained-on", choices=["math", "code"], help="the task the models were trained on: adds "
                    "the transfer table (Fig. 4), e.g. --task code --trained-on math")
-    p.add_argument("--max-turn-tokens", type=runfolder.number(int, 1), help="default: 48 for tiny data, 1024 otherwise")
-    p.add_argument("--max-dialogue-tokens", type=runfolder.number(int, 1),
-                   help="default: 1024 for tiny data, 16384 otherwise (twice sml.py's training budget: N = 10 turns)")
-    p.add_argument("--rollout-batch", type=runfolder.number(int, 1), help="dialogues per generate call at the full "
+    p.add_argument("--max-turn-tokens", type=number(int, 1), help="default: 48 for tiny data, 1024 otherwise")
+    p.add_argument("--max-dialogue-tokens", type=number(int, 1),
+                   help="default: 1024 for tiny data, 16384 otherwise (twice sml.py's training budget: "
+                   "N = 10 turns)")
+    p.add_argument("--rollout-batch", type=number(int, 1), help="dialogues per generate call at the full "
                    "context (default: every problem at once); a 12B model on one GPU needs a few (README)")
     p.add_argument("--device")
     p.add_argument("--out", help="default: runs/eval-<task>-<time>")
@@ -577,39 +533,25 @@ def main(argv=None) -> dict:
     if args.teacher not in ("auto", "same", "scripted"):
         teacher_model = load(args.teacher, args.device)
         teacher_model[0].requires_grad_(False)
-    results, contexts = {}, {}
+    sampling = dialogue.Sampling(args.temperature, args.top_p, args.max_turn_tokens, args.max_dialogue_tokens,
+                                 args.max_batch_tokens)
+    # Fig. 3's contexts, the same for every model: the first model's evaluation fills them in
+    contexts = {args.task: None} if args.answer_loss and args.task == "math" else {}
+    results = {}
     for k, (name, label) in enumerate(zip(args.model, labels)):
         student, tokenizer = load(name, args.device)
         if k == 0 and args.teacher == "auto" and not tiny:
             teacher_model = (student, tokenizer)   # the first model (the base) teaches everyone: kept loaded
-        results[label] = {}
-        for task, problems in eval_tasks.items():
-            if args.teacher == "scripted" or (args.teacher == "auto" and tiny):
-                main_teacher = tinyworld.scripted_teacher(args.task)
-            else:
-                model, tok = (student, tokenizer) if args.teacher == "same" else teacher_model
-                main_teacher = dialogue.ModelTeacher(model, tok, max_batch_tokens=args.max_batch_tokens)
-            teacher = task_teacher(task, main_teacher, tiny)
-            problems = dialogue.fit_context(problems, teacher, dialogue.ChatFormat(tokenizer),
-                                            args.max_dialogue_tokens, args.max_turn_tokens, f"{task} problems")
-            entry, by_seed = evaluate(
-                student, tokenizer, problems, teacher, n_turns=args.turns, seeds=range(args.seeds),
-                temperature=args.temperature, top_p=args.top_p, max_turn_tokens=args.max_turn_tokens,
-                max_dialogue_tokens=args.max_dialogue_tokens, sharded=task.endswith("-sharded"), classifier=judge,
-                answer_contexts=contexts.get(task), desc=f"{label}/{task}", max_batch_tokens=args.max_batch_tokens)
-            if args.answer_loss and k == 0 and task == args.task and args.task == "math":
-                contexts[task] = fig3_contexts(main_teacher, problems, tokenizer, args.turns, by_seed[0])
-                entry |= answer_loss(student, tokenizer, contexts[task], args.turns)
-            results[label][task] = entry
-            for seed_k, ds in enumerate(by_seed):
-                runfolder.write_jsonl(args.out / "dialogues" / f"{label}-{task}-seed{seed_k}.jsonl",
-                                      [d.to_json() for d in ds])
-            runfolder.atomic_write(args.out / "dialogues" / f"{label}-{task}-sample.txt",
-                                   "\n\n".join(d.render() for d in by_seed[0][:8]) + "\n")
-            print(f"{label}/{task}: solved by turn " + " ".join(f"{t}:{s:.2f}" for t, s in
-                  enumerate(entry["success_at_turn"], start=1)) + f"; truncated {entry['truncated_rate']:.2f}"
-                  f", over-long {entry['overlong_rate']:.2f}")
-        write_report(args.out, results, args.train_turns or None, args.trained_on)   # after each model: nothing lost
+        if args.teacher == "scripted" or (args.teacher == "auto" and tiny):
+            main_teacher = tinyworld.scripted_teacher(args.task)
+        else:
+            model, tok = (student, tokenizer) if args.teacher == "same" else teacher_model
+            main_teacher = dialogue.ModelTeacher(model, tok, max_batch_tokens=args.max_batch_tokens)
+        chat = dialogue.ChatFormat(tokenizer)
+        suites = eval_suites(eval_tasks, {args.task: main_teacher}, chat, sampling, tiny)
+        results[label], _ = evaluate_model(student, tokenizer, suites, label, range(args.seeds), args.turns,
+                                           sampling, args.out, classifier=judge, contexts=contexts, show=True)
+        write_report(args.out, results, args.train_turns or None, args.trained_on)   # each model: nothing lost
         del student
     print(f"wrote {args.out}/eval.json and results.md")
     return results

@@ -46,7 +46,8 @@ def trajectory_reward(success_turn: int | None, gamma: float = 0.7) -> float:
     return 0.0 if success_turn is None else gamma ** (success_turn - 1)
 
 
-def group_advantages(rewards: torch.Tensor, group_size: int, valid: torch.Tensor | None = None, eps: float = 1e-6):
+def group_advantages(rewards: torch.Tensor, group_size: int, valid: torch.Tensor | None = None,
+                     eps: float = 1e-6):
     """Eq. 3 within each group of `group_size` consecutive dialogues, over the members that have a reward
     (`valid`; default all). Returns (advantages, fraction of flat groups); members without a reward get 0."""
     r = rewards.view(-1, group_size)                                                  # (n_groups, g)
@@ -91,11 +92,11 @@ def policy_loss(logp, mask, advantages, old_logp=None, ref_logp=None, clip_eps: 
 
 def train(student, tokenizer, teacher, problems, out: Path, *, batch_problems: int = 8, group_size: int = 8,
           max_turns: int = 4, gamma: float = 0.7, lr: float = 1e-5, beta: float = 0.0, clip_eps: float = 0.2,
-          ppo_epochs: int = 1, micro_batch: int = 16, max_turn_tokens: int = 256, max_dialogue_tokens: int = 2048,
-          temperature: float = 1.0, top_p: float = 1.0, seed: int = 0, save_every: int = 50, warmup_steps: int = 10,
-          loss_norm: str = "token", max_steps: int | None = None, resume: bool = False, progress: bool = True,
-          max_nan_steps: int = 5, max_batch_tokens: int | None = None):
-    """Train `student` in place with GRPO for one epoch over `problems`; log to out/metrics.jsonl."""
+          ppo_epochs: int = 1, micro_batch: int = 16, sampling: dialogue.Sampling = dialogue.Sampling(),
+          seed: int = 0, save_every: int = 50, warmup_steps: int = 10, loss_norm: str = "token",
+          max_steps: int | None = None, resume: bool = False, progress: bool = True, max_nan_steps: int = 5):
+    """Train `student` in place with GRPO for one epoch over `problems`; log to out/metrics.jsonl.
+    `sampling`: how the rollouts sample the student and how long they may grow (dialogue.Sampling)."""
     from tqdm.auto import tqdm
     out.mkdir(parents=True, exist_ok=True)
     device = next(student.parameters()).device
@@ -122,12 +123,10 @@ def train(student, tokenizer, teacher, problems, out: Path, *, batch_problems: i
         # torchrun: each rank rolls out its share of the batch's problems with its own seed, then every
         # rank gets the whole batch back, in order, for the rewards, advantages and metrics below.
         # Memory: the rollout keeps no activations (inference_mode) and generates in chunks of at most
-        # max_batch_tokens positions; infra/memory.py plans it and the training pass together.
-        dialogues = dialogue.rollout(student, tokenizer, distributed.shard(batch), teacher, group_size=group_size,
-                                     max_turns=max_turns, max_turn_tokens=max_turn_tokens,
-                                     max_dialogue_tokens=max_dialogue_tokens, temperature=temperature,
-                                     top_p=top_p, seed=distributed.rank_seed(seed * 100_003 + step), chat=chat,
-                                     max_batch_tokens=max_batch_tokens)
+        # sampling.max_batch_tokens positions; infra/memory.py plans it and the training pass together.
+        dialogues = dialogue.rollout(student, tokenizer, distributed.shard(batch), teacher,
+                                     group_size=group_size, max_turns=max_turns, sampling=sampling, chat=chat,
+                                     seed=distributed.rank_seed(runfolder.derive_seed(seed, "grpo_step", step)))
         dialogues = distributed.gather(dialogues, unit=group_size)
         t_rollout = time.time() - t0
         rewards = torch.tensor([trajectory_reward(d.success_turn, gamma) for d in dialogues])  # (B*g,)
@@ -136,7 +135,8 @@ def train(student, tokenizer, teacher, problems, out: Path, *, batch_problems: i
         stats = train_step(student, optimizer, guard, dialogues, advantages, chat.pad_id, device,
                            reference=reference, beta=beta, clip_eps=clip_eps, ppo_epochs=ppo_epochs,
                            micro_batch=micro_batch, loss_norm=loss_norm)
-        row = {"step": step + 1, "problems": [p.id for p in batch], "reward": rewards[scored].mean().item() if scored.any() else 0.0,
+        row = {"step": step + 1, "problems": [p.id for p in batch],
+               "reward": rewards[scored].mean().item() if scored.any() else 0.0,
                **success_by_turn(dialogues, max_turns), "zero_variance_groups": flat,
                **dialogue_stats(dialogues), **stats, "skipped_steps": guard.skipped,
                "seconds_rollout": t_rollout, "seconds_train": time.time() - t0 - t_rollout}
@@ -203,7 +203,7 @@ def train_step(model, optimizer, guard, dialogues, advantages, pad_id, device, r
             if epoch == 0:
                 ent_sum, ent_tokens = ent_sum + (ent * mask).sum().item(), ent_tokens + mask.sum().item()
         distributed.all_reduce_grads(model.parameters())   # K ranks: one process's gradient on the whole batch
-        total = distributed.all_reduce_sum(total)           # ... and its loss: the NaN guard decides alike on all
+        total = distributed.all_reduce_sum(total)           # ... and its loss: the NaN guard decides alike
         stats["grad_norm"] = guard.step(model, optimizer, total)
         stats["loss"] = total
     ent_sum, ent_tokens = distributed.all_reduce_sum([ent_sum, ent_tokens])
@@ -228,7 +228,7 @@ def masked_logprobs(model, ids: torch.Tensor, mask: torch.Tensor, attention: tor
     # pass instead of storing its activations.
     hidden = model.get_decoder()(input_ids=ids, attention_mask=attention,
                                  use_cache=False).last_hidden_state         # (B, T, H); nothing reuses a cache
-    target = mask[:, 1:].bool()                                             # (B, T-1) next token is the student's
+    target = mask[:, 1:].bool()                                             # (B, T-1) next token: student's
     h = hidden[:, :-1][target]                                              # (n, H)
     y = ids[:, 1:][target]                                                  # (n,)
     head, cap = model.get_output_embeddings(), getattr(model.config, "final_logit_softcapping", None)
@@ -274,7 +274,8 @@ def batch_tensors(examples: list[tuple[list[int], list[int]]], pad_id: int, devi
 
 def success_by_turn(dialogues, max_turns: int) -> dict:
     n = max(1, len(dialogues))
-    return {f"solved_by_turn_{t}": sum(d.success_turn is not None and d.success_turn <= t for d in dialogues) / n
+    return {f"solved_by_turn_{t}": sum(d.success_turn is not None and d.success_turn <= t
+                                       for d in dialogues) / n
             for t in range(1, max_turns + 1)}
 
 
@@ -297,6 +298,6 @@ if __name__ == "__main__":
     import tinyworld
     student, tok = tinyworld.load_tiny()
     out = Path("runs/grpo-demo")
-    train(student, tok, tinyworld.scripted_teacher("math"), tasks.tiny_math_problems("train", n=64), out, lr=1e-3,
-          max_turn_tokens=32, max_dialogue_tokens=512, max_steps=8)
+    train(student, tok, tinyworld.scripted_teacher("math"), tasks.tiny_math_problems("train", n=64), out,
+          lr=1e-3, sampling=dialogue.Sampling(max_turn_tokens=32, max_dialogue_tokens=512), max_steps=8)
     print(open(out / "metrics.jsonl").read().splitlines()[-1])

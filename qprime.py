@@ -29,6 +29,7 @@ from __future__ import annotations
 import random
 
 import dialogue
+from infra.runfolder import derive_seed
 import verify
 
 QUESTION_PROMPT = """Problem: {problem}
@@ -75,7 +76,7 @@ class QuestionInjector:
                 d.problem, d.messages[-1]["text"], d.messages[-1].get("feedback"))}]) for d in chosen]
             outs = dialogue.generate(self.student, prompts, self.max_new_tokens, temperature=self.temperature,
                                      stop_token_ids=self.chat.stop_ids, pad_token_id=self.chat.pad_id,
-                                     seed=self.seed * 7_919 + turn * 101 + attempt,
+                                     seed=derive_seed(self.seed, "question", turn * 101 + attempt),
                                      max_batch_tokens=self.max_batch_tokens)
             retry = []
             for d, out in zip(chosen, outs):

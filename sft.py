@@ -43,13 +43,14 @@ def filter_successful(dialogues: list[dialogue.Dialogue]) -> list[dialogue.Dialo
     return [d for d in dialogues if d.success_turn is not None and not d.truncated]
 
 
-def collect(student, tokenizer, teacher, problems, out: Path, *, group_size: int = 8, chunk: int = 32,
-            progress: bool = True, name: str = "sft_dataset.jsonl", on_incorrect=None, seed: int = 0,
-            **rollout_kw) -> list:
+def collect(student, tokenizer, teacher, problems, out: Path, *, group_size: int = 8, max_turns: int = 4,
+            sampling: dialogue.Sampling = dialogue.Sampling(), chunk: int = 32, progress: bool = True,
+            name: str = "sft_dataset.jsonl", on_incorrect=None, seed: int = 0) -> list:
     """Roll out every problem g times, keep the successful dialogues, write them to out/<name>.
 
     A dataset already in the run folder is reused (a resumed run does not generate it again).
-    `on_incorrect` is Q-priming's hook (qprime.py) that replaces wrong attempts with questions.
+    `on_incorrect` is Q-priming's hook (qprime.py) that replaces wrong attempts with questions. Each chunk
+    of problems is sampled with its own seed, derived from the training seed `seed`.
     """
     from tqdm.auto import tqdm
     out.mkdir(parents=True, exist_ok=True)
@@ -60,7 +61,8 @@ def collect(student, tokenizer, teacher, problems, out: Path, *, group_size: int
     mine = distributed.shard(problems)             # torchrun: this rank's problems, sampled with its own seed
     for i in tqdm(range(0, len(mine), chunk), desc=f"collecting {name}", disable=not progress):
         ds = dialogue.rollout(student, tokenizer, mine[i:i + chunk], teacher, group_size=group_size,
-                              on_incorrect=on_incorrect, seed=distributed.rank_seed(seed + i), **rollout_kw)
+                              max_turns=max_turns, sampling=sampling, on_incorrect=on_incorrect,
+                              seed=distributed.rank_seed(runfolder.derive_seed(seed, "collection", i)))
         seen += len(ds)
         kept += filter_successful(ds)
     kept = [d for part in distributed.all_gather(kept) for d in part]   # every rank trains on all of them
@@ -107,7 +109,8 @@ def train(model, tokenizer, examples, out: Path, *, epochs: int = 1, lr: float =
     bar = tqdm(range(start, n_steps), desc=tag, initial=start, total=n_steps, disable=not progress)
     for step in bar:
         t0 = time.time()
-        order = runfolder.data_order(len(examples), seed + step // steps_per_epoch)
+        epoch = step // steps_per_epoch
+        order = runfolder.data_order(len(examples), runfolder.derive_seed(seed, "sft_epoch", epoch))
         k = step % steps_per_epoch
         batch = [examples[i] for i in order[k * batch_size:(k + 1) * batch_size]]
         n_tokens = sum(sum(m) for _, m in batch)            # the whole batch's, on every rank

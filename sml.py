@@ -46,6 +46,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import dataclasses
 import os
 import random
 import sys
@@ -66,6 +67,7 @@ from infra import runfolder
 import sft
 import tasks
 import tinyworld
+import turntypes
 from infra.runfolder import UserError, number, write_json
 
 TINY_MATH_PROBLEMS = 1280   # one epoch = 160 GRPO steps of 8 problems: a sample of the 3804 of the train split
@@ -80,7 +82,8 @@ TRAINING_KEYS = ["task", "method", "model", "teacher", "data", "dataset", "probl
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--task", choices=["math", "code"], default="math")
     p.add_argument("--method", choices=METHODS, default="mt-rl")
     p.add_argument("--stage", choices=["rollout", "all"], default="all",
@@ -88,29 +91,37 @@ def parse_args(argv=None):
     p.add_argument("--model", default="tiny", help="'tiny' (built locally), a hub id, or a local folder")
     p.add_argument("--teacher", default="auto",
                    help="auto: scripted for the tiny model, else a frozen copy of the student; or a hub id/folder")
-    p.add_argument("--data", default="tiny", help="'tiny', a local dataset file/folder, 'hub', or 'humaneval' "
-                   "(code: its train half)")
-    p.add_argument("--dataset", default=None, help="what --data holds: omni-math (math) or opencodeinstruct (code)")
-    p.add_argument("--eval-data", default=None, help="evaluation data if not --data's test split (e.g. livecodebench, "
-                   "or 'humaneval': its test half)")
-    p.add_argument("--sharded-data", default=None, help="Lost-in-Conversation json (or 'hub') for the sharded eval")
+    p.add_argument("--data", default="tiny",
+                   help="'tiny', a local dataset file/folder, 'hub', or 'humaneval' (code: its train half)")
+    p.add_argument("--dataset", default=None,
+                   help="what --data holds: omni-math (math) or opencodeinstruct (code)")
+    p.add_argument("--eval-data", default=None,
+                   help="evaluation data if not --data's test split (e.g. livecodebench, or 'humaneval': its test half)")
+    p.add_argument("--sharded-data", default=None,
+                   help="Lost-in-Conversation json (or 'hub') for the sharded eval")
     p.add_argument("--transfer", action="store_true",
                    help="also evaluate on the other task (Fig. 4): its tiny test set, or --transfer-data")
     p.add_argument("--transfer-data", default=None,
                    help="the other task's evaluation data (a path or 'hub'; omni-math for math, livecodebench for code)")
     p.add_argument("--turns", type=number(int, 1), default=4, help="N in training (the paper: 4)")
     p.add_argument("--eval-turns", type=number(int, 1), default=10, help="N at evaluation (the paper: 10)")
-    p.add_argument("--group-size", type=number(int, 1), default=8, help="g, dialogues per problem (the paper: 8)")
+    p.add_argument("--group-size", type=number(int, 1), default=8,
+                   help="g, dialogues per problem (the paper: 8)")
     p.add_argument("--batch-problems", type=number(int, 1), default=8, help="B, problems per GRPO step")
-    p.add_argument("--gamma", type=number(float, 0, 1), default=0.7, help="discount over turns (the paper: 0.7)")
+    p.add_argument("--gamma", type=number(float, 0, 1), default=0.7,
+                   help="discount over turns (the paper: 0.7)")
     p.add_argument("--beta", type=number(float, 0), default=None,
                    help="KL weight to the starting policy (default: 0.1 for tiny, 0 otherwise; the paper: 0)")
-    p.add_argument("--ppo-epochs", type=number(int, 1), default=1, help="optimiser steps per batch (>1 adds ratio clipping)")
-    p.add_argument("--lr", type=number(float, above=0), default=None, help="default: 2e-4 for tiny, 1e-6 otherwise")
-    p.add_argument("--warmup-steps", type=number(int, 0), default=10, help="linear learning-rate warm-up of GRPO")
+    p.add_argument("--ppo-epochs", type=number(int, 1), default=1,
+                   help="optimiser steps per batch (>1 adds ratio clipping)")
+    p.add_argument("--lr", type=number(float, above=0), default=None,
+                   help="default: 2e-4 for tiny, 1e-6 otherwise")
+    p.add_argument("--warmup-steps", type=number(int, 0), default=10,
+                   help="linear learning-rate warm-up of GRPO")
     p.add_argument("--loss-norm", choices=["token", "sequence"], default="token",
                    help="GRPO loss: token-mean over the batch (default) or mean of per-dialogue means")
-    p.add_argument("--micro-batch", type=number(int, 1), default=None, help="sequences per backward (default 64 tiny, 4 otherwise)")
+    p.add_argument("--micro-batch", type=number(int, 1), default=None,
+                   help="sequences per backward (default 64 tiny, 4 otherwise)")
     p.add_argument("--lora-rank", type=number(int, 0), default=None,
                    help="train LoRA adapters of this rank on the one copy of the base (lora.py); 0: full finetuning. "
                    "Default: 16 for real models; 0 for tiny, whose 0.2M parameters cost nothing to finetune fully "
@@ -125,17 +136,23 @@ def parse_args(argv=None):
     p.add_argument("--rollout-batch", type=number(int, 1), default=None,
                    help="dialogues per generate call at the full context (shorter ones are packed more per call), the "
                    "model teacher's too. Default: all of a step at once for tiny; else the most the memory plan fits")
-    p.add_argument("--problems", type=number(int, 1), default=None, help="training problems (default: 1280 tiny math, 320 tiny code, 2000)")
-    p.add_argument("--eval-problems", type=number(int, 1), default=None, help="evaluation problems (default: 200 tiny, 500)")
-    p.add_argument("--seeds", type=number(int, 1), default=1, help="training seeds (the paper: 3, for 95%% CIs)")
+    p.add_argument("--problems", type=number(int, 1), default=None,
+                   help="training problems (default: 1280 tiny math, 320 tiny code, 2000)")
+    p.add_argument("--eval-problems", type=number(int, 1), default=None,
+                   help="evaluation problems (default: 200 tiny, 500)")
+    p.add_argument("--seeds", type=number(int, 1), default=1,
+                   help="training seeds (the paper: 3, for 95%% CIs)")
     p.add_argument("--eval-seeds", type=number(int, 1), default=3,
                    help="sampling seeds of the base model's evaluation, so that it has a CI too")
     p.add_argument("--temperature", type=number(float, 0), default=1.0, help="0: greedy")
     p.add_argument("--top-p", type=number(float, high=1, above=0), default=1.0)
-    p.add_argument("--max-turn-tokens", type=number(int, 1), default=None, help="default: 48 for tiny, 1024 otherwise")
-    p.add_argument("--max-dialogue-tokens", type=number(int, 1), default=None, help="default: 512 for tiny, 8192 otherwise")
+    p.add_argument("--max-turn-tokens", type=number(int, 1), default=None,
+                   help="default: 48 for tiny, 1024 otherwise")
+    p.add_argument("--max-dialogue-tokens", type=number(int, 1), default=None,
+                   help="default: 512 for tiny, 8192 otherwise")
     p.add_argument("--save-every", type=number(int, 1), default=50, help="checkpoint every K steps")
-    p.add_argument("--judge", default=None, help="a local chat model that classifies turn types (default: rules)")
+    p.add_argument("--judge", default=None,
+                   help="a local chat model that classifies turn types (default: rules)")
     p.add_argument("--show", type=number(int, 0), default=4, help="dialogues to print")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None)
@@ -207,8 +224,9 @@ def run(args):
     base, tokenizer = distributed.on_main(lambda: evaluate.load(args.model, args.device, seed=args.seed),
                                           then_all=True)
     chat = dialogue.ChatFormat(tokenizer)                # fail now, clearly, on an unusable chat template
-    if args.lora_rank:        # one copy of the weights: adapters on = the student, off = the teacher and reference
-        lora.add_lora(base, rank=args.lora_rank, alpha=args.lora_alpha, targets=args.lora_targets, seed=args.seed)
+    if args.lora_rank:        # one copy of the weights: adapters on = the student, off = teacher and reference
+        lora.add_lora(base, rank=args.lora_rank, alpha=args.lora_alpha, targets=args.lora_targets,
+                      seed=args.seed)
     if args.grad_checkpointing:                          # applies to training forwards only (model.train())
         base.activation_checkpointing_enable()
     teacher = make_teacher(args, base, tokenizer)
@@ -225,18 +243,11 @@ def run(args):
                         f"{args.batch_problems}; pass more --problems or a smaller --batch-problems.")
     suites = eval_suites(args, test_problems, teacher, chat)
     print(f"run folder: {args.out}\nevaluating the base model on {', '.join(suites)} (N = {args.eval_turns})")
-    # Fig. 3's contexts, the same for every model: the tiny world's reference dialogues, or (LLM teacher, None
-    # here) the base model's first-seed dialogues, known after its evaluation
-    contexts = {}
-    if args.task == "math":
-        contexts["math"] = evaluate.fig3_contexts(teacher, suites["math"][0], tokenizer, args.eval_turns)
-    with lora.adapters_off(base):                        # (fresh adapters add exactly 0; off, they cost nothing)
-        base_results, base_dialogues = run_eval(args, base, tokenizer, suites, "base", range(args.eval_seeds),
-                                                contexts)
-        if "math" in contexts and contexts["math"] is None:
-            contexts["math"] = evaluate.fig3_contexts(teacher, suites["math"][0], tokenizer, args.eval_turns,
-                                                      base_dialogues["math"])
-            base_results["math"] |= evaluate.answer_loss(base, tokenizer, contexts["math"], args.eval_turns)
+    # Fig. 3's contexts, the same for every model: the base model's evaluation fills them in (the tiny world's
+    # reference dialogues, or with an LLM teacher the base's first-seed dialogues)
+    contexts = {"math": None} if args.task == "math" else {}
+    with lora.adapters_off(base):              # (fresh adapters add exactly 0; off, they cost nothing)
+        base_results = run_eval(args, base, tokenizer, suites, "base", range(args.eval_seeds), contexts)
     results = {"base": base_results}
     print_curves(results, args.eval_turns)
     trained = {name: [] for name in suites}
@@ -246,7 +257,7 @@ def run(args):
         merged = args.out / f"seed-{seed}" / "merged"
         if lora.adapters(student) and distributed.is_main() and not merged.exists():
             lora.save_merged(student, tokenizer, merged)   # for plain transformers
-        entries, _ = run_eval(args, student, tokenizer, suites, f"{args.method}-seed{seed}", [seed], contexts)
+        entries = run_eval(args, student, tokenizer, suites, f"{args.method}-seed{seed}", [seed], contexts)
         for name, entry in entries.items():
             trained[name].append(entry)
         del student
@@ -278,15 +289,14 @@ def train_one(args, student, tokenizer, teacher, problems, seed: int):
     out = args.out / f"seed-{seed}"
     random.seed(seed)
     torch.manual_seed(seed)
-    common = dict(max_turn_tokens=args.max_turn_tokens, max_dialogue_tokens=args.max_dialogue_tokens,
-                  temperature=args.temperature, top_p=args.top_p, max_batch_tokens=args.max_batch_tokens)
+    sampling = train_sampling(args)
 
     def rl(model, turns, group_size, stage_out):
         return grpo.train(model, tokenizer, teacher, problems, stage_out, batch_problems=args.batch_problems,
                           group_size=group_size, max_turns=turns, gamma=args.gamma, lr=args.lr, beta=args.beta,
                           ppo_epochs=args.ppo_epochs, micro_batch=args.micro_batch, seed=seed,
                           save_every=args.save_every, warmup_steps=args.warmup_steps, loss_norm=args.loss_norm,
-                          resume=args.resume, **common)
+                          resume=args.resume, sampling=sampling)
 
     def sft_on(model, examples, stage_out):
         return sft.train(model, tokenizer, examples, stage_out, lr=args.lr, micro_batch=args.micro_batch,
@@ -300,7 +310,8 @@ def train_one(args, student, tokenizer, teacher, problems, seed: int):
         return dialogue.load_model(str(final), args.device)[0]
     m = args.method
     if m in ("mt-rl", "st-rl", "st-rl-g32"):
-        return rl(student, 1 if m.startswith("st") else args.turns, 32 if m == "st-rl-g32" else args.group_size, out)
+        group_size = 32 if m == "st-rl-g32" else args.group_size
+        return rl(student, 1 if m.startswith("st") else args.turns, group_size, out)
     if m == "st-sft":
         return sft_on(student, sft.single_turn_examples(problems, tokenizer, teacher.opening), out)
     # mt-sft, sft-rl and qprime first collect dialogues with the starting model, then SFT on the successes.
@@ -309,7 +320,7 @@ def train_one(args, student, tokenizer, teacher, problems, seed: int):
                                        max_batch_tokens=args.max_batch_tokens) \
         if m == "qprime" else None
     examples = sft.collect(student, tokenizer, teacher, problems, out, group_size=args.group_size,
-                           max_turns=args.turns, on_incorrect=injector, seed=seed * 1_000_003, **common)
+                           max_turns=args.turns, sampling=sampling, on_incorrect=injector, seed=seed)
     if injector is not None:
         counts = distributed.all_reduce_sum(list(injector.stats.values()))   # every rank's questions
         injector.stats = dict(zip(injector.stats, map(int, counts)))
@@ -347,42 +358,37 @@ def eval_problems(args) -> dict:
 
 
 def eval_suites(args, problems, teacher, chat) -> dict:
-    """{eval task name: (problems, teacher, sharded)}: the fully specified tasks with the run's teacher (the
-    transfer task with its own scripted teacher in the tiny world), the sharded ones with the lazy user and the
-    same problems fully specified in one turn (Table 1); problems that don't fit the context are skipped."""
+    """{eval task name: evaluate.Suite}: the fully specified tasks with the run's teacher (the transfer task
+    with its own scripted teacher in the tiny world), the sharded ones with the lazy user and the same problems
+    fully specified in one turn (Table 1); problems that don't fit the evaluation's context are skipped."""
     teachers = {args.task: teacher}
     for other in {k.split("-")[0] for k in problems} - {args.task}:
         teachers[other] = tinyworld.scripted_teacher(other) if scripted(args) else teacher
-    suites = {}
-    for k, v in problems.items():
-        teacher_k = evaluate.task_teacher(k, teachers[k.split("-")[0]], scripted(args))
-        fitting = dialogue.fit_context(v, teacher_k, chat, 2 * args.max_dialogue_tokens, args.max_turn_tokens,
-                                       f"{k} problems")
-        suites[k] = (fitting, teacher_k, k.endswith("-sharded"))
+    suites = evaluate.eval_suites(problems, teachers, chat, eval_sampling(args), scripted(args))
     if args.data != "tiny":
-        write_json(args.out / "split-test.json", {k: [p.id for p in v] for k, (v, _, _) in suites.items()})
+        write_json(args.out / "split-test.json", {k: [p.id for p in v.problems] for k, v in suites.items()})
     return suites
 
 
-def run_eval(args, model, tokenizer, suites, label, seeds, contexts) -> tuple[dict, dict]:
-    """({eval task: entry}, {eval task: the first seed's dialogues}) for one model; dialogues are saved."""
+def run_eval(args, model, tokenizer, suites, label, seeds, contexts) -> dict:
+    """{eval task: entry} for one model (evaluate.evaluate_model, which saves the dialogues)."""
     classifier = None
     if args.judge:
-        judge_model, judge_tok = dialogue.load_model(args.judge, args.device)
-        classifier = evaluate.JudgeClassifier(judge_model, judge_tok)
-    results, first = {}, {}
-    for name, (problems, teacher, sharded) in suites.items():
-        entry, by_seed = evaluate.evaluate(model, tokenizer, problems, teacher, n_turns=args.eval_turns,
-                                           seeds=list(seeds), temperature=args.temperature, top_p=args.top_p,
-                                           max_turn_tokens=args.max_turn_tokens,
-                                           max_dialogue_tokens=2 * args.max_dialogue_tokens, sharded=sharded,
-                                           classifier=classifier, answer_contexts=contexts.get(name),
-                                           max_batch_tokens=args.max_batch_tokens)
-        results[name], first[name] = entry, by_seed[0]
-        (args.out / "dialogues").mkdir(exist_ok=True)
-        for seed, ds in zip(seeds, by_seed):
-            runfolder.write_jsonl(args.out / "dialogues" / f"{label}-{name}-seed{seed}.jsonl", [d.to_json() for d in ds])
-    return results, first
+        classifier = turntypes.JudgeClassifier(*dialogue.load_model(args.judge, args.device))
+    results, _ = evaluate.evaluate_model(model, tokenizer, suites, label, seeds, args.eval_turns,
+                                         eval_sampling(args), args.out, classifier=classifier, contexts=contexts)
+    return results
+
+
+def train_sampling(args) -> dialogue.Sampling:
+    """How the student samples and how long a training dialogue may grow (N = --turns)."""
+    return dialogue.Sampling(args.temperature, args.top_p, args.max_turn_tokens, args.max_dialogue_tokens,
+                             args.max_batch_tokens)
+
+
+def eval_sampling(args) -> dialogue.Sampling:
+    """The same at evaluation, with twice the training context: N = --eval-turns (10) turns need it."""
+    return dataclasses.replace(train_sampling(args), max_dialogue_tokens=2 * args.max_dialogue_tokens)
 
 
 def scripted(args) -> bool:
@@ -391,7 +397,7 @@ def scripted(args) -> bool:
 
 
 def make_teacher(args, student, tokenizer):
-    """The teacher: scripted in the tiny world, else a frozen LLM (the student's starting weights by default)."""
+    """The teacher: scripted in the tiny world, else a frozen LLM (by default the student's starting weights)."""
     if scripted(args):
         return tinyworld.scripted_teacher(args.task)
     if args.teacher in ("auto", "same"):
@@ -452,18 +458,17 @@ def load_problems(args, split: str, n: int | None) -> list[tasks.Problem]:
 def stage_rollout(args, student, tokenizer, teacher, problems):
     """Roll out the starting model, print a few dialogues, save them all."""
     t0 = time.time()
-    dialogues = dialogue.rollout(student, tokenizer, distributed.shard(problems), teacher, group_size=args.group_size,
-                                 max_turns=args.turns, max_turn_tokens=args.max_turn_tokens,
-                                 max_dialogue_tokens=args.max_dialogue_tokens, temperature=args.temperature,
-                                 top_p=args.top_p, seed=distributed.rank_seed(args.seed), progress=True,
-                                 max_batch_tokens=args.max_batch_tokens)
+    dialogues = dialogue.rollout(student, tokenizer, distributed.shard(problems), teacher,
+                                 group_size=args.group_size, max_turns=args.turns, sampling=train_sampling(args),
+                                 seed=distributed.rank_seed(args.seed), progress=True)
     dialogues = distributed.gather(dialogues, unit=args.group_size)
     for i, d in enumerate(dialogues):
         d.group = i // args.group_size   # the problem's index in the whole list, not in this rank's share
     for d in dialogues[:: max(1, len(dialogues) // max(1, args.show))][: args.show]:
         print(d.render(), end="\n\n")
     (args.out / "dialogues").mkdir(exist_ok=True)
-    runfolder.write_jsonl(args.out / "dialogues" / "rollout.jsonl", [d.to_json(with_ids=True) for d in dialogues])
+    runfolder.write_jsonl(args.out / "dialogues" / "rollout.jsonl",
+                          [d.to_json(with_ids=True) for d in dialogues])
     curve = evaluate.success_curve(dialogues, args.turns)
     print(f"{len(dialogues)} dialogues ({len(problems)} problems x {args.group_size}) in {time.time() - t0:.1f}s; "
           "solved by turn: " + "  ".join(f"{t + 1}:{s:.2f}" for t, s in enumerate(curve))

@@ -509,6 +509,9 @@ def _pad(seqs, value):
 
 # --- Looking at the base model: what it can do, measured. -------------------------------------------
 
+TINY_SAMPLING = dialogue.Sampling(max_turn_tokens=48)   # sml.py's turn cap for the tiny model
+
+
 def measure(model, tokenizer, n: int = 200, turns: int = 4, seed: int = 0) -> dict:
     """The base's properties on held-out problems: success by turn and feedback uptake (math, code), and
     success on the sharded and fully specified pair (math)."""
@@ -516,16 +519,15 @@ def measure(model, tokenizer, n: int = 200, turns: int = 4, seed: int = 0) -> di
     for task in ("math", "code"):
         problems = tasks.tiny_problems(task, "test", n, seed=1234)
         teacher = scripted_teacher(task)
-        ds = dialogue.rollout(model, tokenizer, problems, teacher, max_turns=turns, max_turn_tokens=48,
+        ds = dialogue.rollout(model, tokenizer, problems, teacher, max_turns=turns, sampling=TINY_SAMPLING,
                               seed=seed)
         out[task] = [sum(d.success_turn is not None and d.success_turn <= t for d in ds) / len(ds)
                      for t in range(1, turns + 1)]
         out[f"{task}_uptake"] = teacher.uptake(ds)
     for variant, full in (("math-sharded", False), ("math-full", True)):
         problems = tasks.tiny_problems("math", "test", n, seed=1234, sharded=True)
-        shard_teacher = dialogue.ShardTeacher(instructions=False, full=full)
-        ds = dialogue.rollout(model, tokenizer, problems, shard_teacher, max_turns=3, max_turn_tokens=48,
-                              seed=seed)
+        ds = dialogue.rollout(model, tokenizer, problems, dialogue.ShardTeacher(instructions=False, full=full),
+                              max_turns=3, sampling=TINY_SAMPLING, seed=seed)
         out[variant] = sum(d.success_turn is not None for d in ds) / len(ds)
     return out
 
@@ -547,7 +549,7 @@ if __name__ == "__main__":
                     else None)
         problems = tasks.tiny_problems(a.task, "test", n=6, seed=random.randrange(1000))
         for d in dialogue.rollout(model, tok, problems, scripted_teacher(a.task), max_turns=4,
-                                  max_turn_tokens=48, on_incorrect=injector):
+                                  sampling=TINY_SAMPLING, on_incorrect=injector):
             print(d.render(), "\n")
         if injector:
             print(injector.stats)

@@ -16,8 +16,9 @@ rename), so a run killed at any moment leaves each file whole or absent. Checkpo
 Under torchrun (distributed.py) rank 0 alone writes the folder: every writer here returns at once
 on the other ranks, which only read (checkpoints on resume).
 
-Also here, because every trainer shares them: the NaN guard, the seeded data order, and `UserError`,
-the mistakes a user can fix, which the command lines print as one sentence. Not in the paper: plumbing.
+Also here, because every trainer shares them: the NaN guard, the seeded data order, the seeds every random
+stream of a run derives from its seed (`derive_seed`), and `UserError`, the mistakes a user can fix, which
+the command lines print as one sentence. Not in the paper: plumbing.
 
     python -m pytest tests/test_runfolder.py -q
 """
@@ -116,6 +117,28 @@ def data_order(n: int, seed: int) -> list[int]:
     order = list(range(n))
     random.Random(seed).shuffle(order)
     return order
+
+
+# Every random stream of a run gets its seed from the run's seed: seed * stride + counter. The stride is larger
+# than the counter ever gets, so seed s's counters never reach seed s + 1's: two training seeds (or two
+# evaluation seeds) that shared a stream's seeds would draw the same samples and look like independent runs
+# that agree, shrinking every CI over seeds. distributed.rank_seed adds rank * 1_000_000_007 on top, far above
+# every seed derived here. The strides are the ones the runs were made with: changing one changes every sample.
+# Streams of the same seed may share a number (at seed 0 each is its counter; "teacher" and "question" share
+# 7919): they seed different generate calls, on other prompts, where equal seeds only reuse uniform draws.
+SEED_STREAMS = {
+    "turn": 1_000,              # dialogue.rollout: the student's turn t (counter: t = 1..N)
+    "teacher": 7_919,           # dialogue.ModelTeacher: its k-th generate call (counter: k = 1, 2, ...)
+    "question": 7_919,          # qprime.QuestionInjector: counter turn * 101 + attempt (attempts < 101)
+    "grpo_step": 100_003,       # grpo.train: the rollout of step k (counter: k = 0, 1, ...)
+    "collection": 1_000_003,    # sft.collect: the rollout of the chunk that starts at problem i (counter: i)
+    "sft_epoch": 1,             # sft.train: epoch e's order; stride 1 is safe only because runs train 1 epoch
+}
+
+
+def derive_seed(seed: int, stream: str, counter: int = 0) -> int:
+    """The seed of `stream`'s `counter`-th draw in a run seeded `seed` (SEED_STREAMS)."""
+    return seed * SEED_STREAMS[stream] + counter
 
 
 # ---------------------------------------------------------------------------------------------

@@ -114,8 +114,9 @@ def evaluation(tok) -> dict:
         wrong = chat.encode("\\boxed{7}") + [chat.end_of_turn] + chat.teacher_turn("No.")
         # 4 of the 7 placed: each kind split unevenly over the ranks
         contexts.append(evaluate.AnswerContext(2, opening + wrong, p, reply, placed=k % 2 == 0))
-    entry, by_seed = evaluate.evaluate(model, tok, problems, teacher, n_turns=2, seeds=[0, 1], max_turn_tokens=6,
-                                       max_dialogue_tokens=128, answer_contexts=contexts, progress=False)
+    entry, by_seed = evaluate.evaluate(model, tok, problems, teacher, n_turns=2, seeds=[0, 1], progress=False,
+                                       sampling=dialogue.Sampling(max_turn_tokens=6, max_dialogue_tokens=128),
+                                       answer_contexts=contexts)
     return {"problems": [p.id for p in problems], "entry": entry,
             "dialogues": [[(d.problem.id, d.group, d.turns) for d in ds] for ds in by_seed]}
 

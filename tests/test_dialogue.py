@@ -5,7 +5,7 @@ import torch
 import dialogue
 import tasks
 import tinyworld
-from dialogue import ChatFormat, ShardTeacher, generate, rollout
+from dialogue import ChatFormat, Sampling, ShardTeacher, generate, rollout
 from infra.runfolder import UserError
 from tinyworld import HintTeacher
 
@@ -89,8 +89,8 @@ def test_chat_format_rejects_bad_templates(tok):
 def test_rollout_segments_masks_and_kept_ids(tok, model):
     chat = ChatFormat(tok)
     problems = tasks.tiny_math_problems("test", n=2, seed=0)
-    ds = rollout(model, tok, problems, HintTeacher(), group_size=2, max_turns=3, max_turn_tokens=12,
-                 max_dialogue_tokens=400, temperature=1.0, seed=3, chat=chat)
+    ds = rollout(model, tok, problems, HintTeacher(), group_size=2, max_turns=3, seed=3, chat=chat,
+                 sampling=Sampling(temperature=1.0, max_turn_tokens=12, max_dialogue_tokens=400))
     assert len(ds) == 4 and [d.group for d in ds] == [0, 0, 1, 1]
     for d in ds:
         ids, mask = d.ids, d.student_mask
@@ -142,7 +142,7 @@ def test_rollout_ends_at_first_success_and_teacher_hints(monkeypatch, tok):
 def test_rollout_unsolved_after_n_turns_and_truncation(monkeypatch, tok):
     p = tasks.Problem(id="p", task="math", statement="What is 40 + 45?", answer="85", source="tiny")
     _scripted(monkeypatch, tok, [["\\boxed{84}", "x" * 300]] + [["\\boxed{75}"]] * 3)
-    ds = rollout(None, tok, [p], HintTeacher(), group_size=2, max_turns=4, max_dialogue_tokens=200)
+    ds = rollout(None, tok, [p], HintTeacher(), group_size=2, max_turns=4, sampling=Sampling(max_dialogue_tokens=200))
     assert ds[0].success_turn is None and ds[0].turns == 4 and not ds[0].truncated
     assert ds[0].messages[-1]["role"] == "student"          # no teacher reply after the last turn
     assert ds[1].truncated and ds[1].turns == 1 and len(ds[1].ids) <= 200
@@ -153,7 +153,7 @@ def test_a_turn_past_its_cap_is_overlong_not_truncated(monkeypatch, tok):
     (the student never ended its turn; scored 0 and trained on)."""
     p = tasks.Problem(id="p", task="math", statement="What is 40 + 45?", answer="85", source="tiny")
     _scripted(monkeypatch, tok, [["\\boxed{85} and so on " * 10, "\\boxed{84}"]] + [["\\boxed{85}"]] * 3)
-    ds = rollout(None, tok, [p], HintTeacher(), group_size=2, max_turns=4, max_turn_tokens=20)
+    ds = rollout(None, tok, [p], HintTeacher(), group_size=2, max_turns=4, sampling=Sampling(max_turn_tokens=20))
     assert ds[0].overlong and not ds[0].truncated and ds[0].done
     assert ds[0].success_turn is None and ds[0].turns == 1        # a correct answer inside an unended turn
     assert len(ds[0].segments[-1][1]) == 20

@@ -177,7 +177,8 @@ def _run(tok, out, monkeypatch=None, crash_at=None, resume=False):
             return real(*a, **k)
         monkeypatch.setattr(grpo, "train_step", crashing)
     grpo.train(model, tok, tinyworld.HintTeacher(), problems, out, batch_problems=2, group_size=2, max_turns=2,
-               lr=1e-3, max_turn_tokens=6, max_dialogue_tokens=128, save_every=2, resume=resume, progress=False)
+               lr=1e-3, sampling=dialogue.Sampling(max_turn_tokens=6, max_dialogue_tokens=128), save_every=2,
+               resume=resume, progress=False)
     return [json.loads(l) for l in open(out / "metrics.jsonl")]
 
 
@@ -209,8 +210,9 @@ def slow(*a, **k):
     return real(*a, **k)
 grpo.train_step = slow
 grpo.train(model, tok, tinyworld.HintTeacher(), tasks.tiny_math_problems("train", n=16, seed=0), Path({out!r}),
-           batch_problems=2, group_size=2, max_turns=2, lr=1e-3, max_turn_tokens=6, max_dialogue_tokens=128,
-           save_every=1, resume={resume}, progress=False)
+           batch_problems=2, group_size=2, max_turns=2, lr=1e-3,
+           sampling=dialogue.Sampling(max_turn_tokens=6, max_dialogue_tokens=128), save_every=1, resume={resume},
+           progress=False)
 """
 
 

@@ -154,7 +154,8 @@ def _grpo_run(out, monkeypatch=None, crash_at=None, resume=False):
             return real(*a, **k)
         monkeypatch.setattr(grpo, "train_step", crashing)
     grpo.train(model, tok, Teacher(), problems, out, batch_problems=2, group_size=2, max_turns=2, lr=1e-2,
-               max_turn_tokens=8, max_dialogue_tokens=400, save_every=2, resume=resume, progress=False)
+               sampling=dialogue.Sampling(max_turn_tokens=8, max_dialogue_tokens=400), save_every=2, resume=resume,
+               progress=False)
     return [json.loads(line) for line in open(out / "metrics.jsonl")], lora.adapter_values(model)
 
 
@@ -239,8 +240,9 @@ def test_rollout_in_chunks_gives_the_one_batch_dialogues():
 
     def roll(cap):
         teacher = dialogue.ModelTeacher(model, tok, max_new_tokens=6, temperature=0, max_batch_tokens=cap)
-        return dialogue.rollout(model, tok, problems, teacher, group_size=2, max_turns=3, max_turn_tokens=8,
-                                max_dialogue_tokens=200, temperature=0, max_batch_tokens=cap)
+        return dialogue.rollout(model, tok, problems, teacher, group_size=2, max_turns=3,
+                                sampling=dialogue.Sampling(temperature=0, max_turn_tokens=8,
+                                                           max_dialogue_tokens=200, max_batch_tokens=cap))
     one = roll(None)
     generation._generate_batch = spy
     try:

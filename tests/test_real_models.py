@@ -128,8 +128,8 @@ def test_student_mask_is_one_exactly_on_sampled_student_tokens(arch):
     header = tok.apply_chat_template(user, tokenize=False, add_generation_prompt=True)
     header = header[len(tok.apply_chat_template(user, tokenize=False)):]
     problems = tasks.load_omni_math(str(FIXTURES / "answer_four.jsonl"), "train")[:2]
-    ds = dialogue.rollout(model, tok, problems, ScriptedTeacher(), group_size=2, max_turns=3, max_turn_tokens=10,
-                          max_dialogue_tokens=400, temperature=1.0, seed=1, chat=chat)
+    ds = dialogue.rollout(model, tok, problems, ScriptedTeacher(), group_size=2, max_turns=3, seed=1, chat=chat,
+                          sampling=dialogue.Sampling(temperature=1.0, max_turn_tokens=10, max_dialogue_tokens=400))
     assert any(d.turns > 1 for d in ds)                                     # teachers replied
     for d in ds:
         ids, mask = d.ids, d.student_mask

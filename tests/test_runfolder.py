@@ -80,3 +80,45 @@ def test_a_full_disk_while_saving_keeps_the_previous_checkpoint_and_says_so(tok,
         runfolder.save_checkpoint(tmp_path, 2, model, tok, torch.optim.AdamW(model.parameters()), {})
     assert [p.name for p in runfolder.checkpoints(tmp_path)] == ["step-000001"]
     assert not list((tmp_path / "checkpoints").glob(".tmp*"))
+
+
+# The formulas every run so far sampled with: derive_seed must keep giving these, or old runs no longer reproduce.
+HISTORIC_SEEDS = {
+    "turn": lambda seed, t: seed * 1000 + t,
+    "teacher": lambda seed, calls: seed * 7919 + calls,
+    "question": lambda seed, c: seed * 7_919 + c,
+    "grpo_step": lambda seed, step: seed * 100_003 + step,
+    "collection": lambda seed, i: seed * 1_000_003 + i,
+    "sft_epoch": lambda seed, epoch: seed + epoch,
+}
+# What a run's counters reach: N <= 10 turns, thousands of teacher calls, Q-priming's turn * 101 + attempt,
+# 2000 problems / 8 = 250 GRPO steps, chunks of 32 out of 20,000 problems, one SFT epoch.
+REALISTIC_COUNTERS = {
+    "turn": range(1, 11), "teacher": range(5000), "question": [t * 101 + a for t in range(1, 10) for a in range(2)],
+    "grpo_step": range(1000), "collection": range(0, 20_000, 32), "sft_epoch": [0],
+}
+
+
+def test_derive_seed_gives_the_historic_seeds():
+    assert set(runfolder.SEED_STREAMS) == set(HISTORIC_SEEDS)
+    for stream, formula in HISTORIC_SEEDS.items():
+        for seed in range(12):
+            for counter in (0, 1, 2, 7, 101, 999):
+                assert runfolder.derive_seed(seed, stream, counter) == formula(seed, counter), stream
+    assert runfolder.derive_seed(3, "turn", 1) == 3001 and runfolder.derive_seed(2, "grpo_step") == 200_006
+
+
+def test_derive_seed_streams_do_not_collide():
+    from infra import distributed
+    seeds = range(10)
+    values = {s: {seed: {runfolder.derive_seed(seed, s, c) for c in cs} for seed in seeds}
+              for s, cs in REALISTIC_COUNTERS.items()}
+    for stream, by_seed in values.items():    # within a stream: seed s never reaches seed s + 1's numbers
+        every = [v for seed in seeds for v in by_seed[seed]]
+        assert len(every) == len(set(every)), stream
+        assert max(every) < distributed.RANK_SEED_STRIDE   # rank offsets stay above every derived seed
+    for a in values:                          # between streams, for one training seed (seed 0: all are counters)
+        for b in values:
+            if runfolder.SEED_STREAMS[a] != runfolder.SEED_STREAMS[b]:   # "teacher" and "question" share one
+                for seed in seeds[1:]:
+                    assert not values[a][seed] & values[b][seed], (a, b, seed)

@@ -63,9 +63,10 @@ def test_collect_seeds_every_chunk_from_the_callers_seed(monkeypatch, tmp_path):
     seen = []
     monkeypatch.setattr(dialogue, "rollout", lambda *a, seed, **k: seen.append(seed) or [])
     problems = tasks.tiny_math_problems("train", n=5, seed=0)
-    sft.collect(None, None, None, problems, tmp_path / "a", chunk=2, seed=1000, progress=False)
-    sft.collect(None, None, None, problems, tmp_path / "b", chunk=2, seed=2000, progress=False)
-    assert seen == [1000, 1002, 1004, 2000, 2002, 2004]      # different training seeds, different samples
+    sft.collect(None, None, None, problems, tmp_path / "a", chunk=2, seed=1, progress=False)
+    sft.collect(None, None, None, problems, tmp_path / "b", chunk=2, seed=2, progress=False)
+    # runfolder.derive_seed(seed, "collection", i): different training seeds, different samples
+    assert seen == [1_000_003, 1_000_005, 1_000_007, 2_000_006, 2_000_008, 2_000_010]
 
 
 def test_an_epoch_trains_on_every_example(tok, tmp_path):

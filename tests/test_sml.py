@@ -159,3 +159,23 @@ def test_an_output_path_that_is_a_file_is_one_sentence(tmp_path):
         sml.main(["--out", str(blocker / "run"), *TINY])
     with pytest.raises(runfolder.UserError, match="Cannot use .* as the output folder"):
         evaluate.main(["--out", str(blocker / "eval"), "--problems", "2"])
+
+
+def test_sml_and_the_evaluate_cli_take_one_evaluation_path(tmp_path, monkeypatch):
+    """Both commands evaluate through evaluate.evaluate_model, on the same eval tasks with the same budgets."""
+    class Evaluated(Exception):
+        pass
+    calls = []
+
+    def spy(model, tokenizer, suites, label, seeds, n_turns, sampling, out, **kw):
+        calls.append((label, sorted(suites), n_turns, sampling))
+        raise Evaluated                          # the first model's evaluation is all this test needs
+    monkeypatch.setattr(evaluate, "evaluate_model", spy)
+    with pytest.raises(Evaluated):
+        sml.main(["--out", str(tmp_path / "run"), *TINY])
+    with pytest.raises(Evaluated):
+        evaluate.main(["--out", str(tmp_path / "eval"), "--problems", "4", "--turns", "3",
+                       "--max-dialogue-tokens", "320"])
+    (label, suites, *budget), (cli_label, cli_suites, *cli_budget) = calls
+    assert (label, cli_label) == ("base", "tiny")
+    assert suites == cli_suites == ["math", "math-full", "math-sharded"] and budget == cli_budget
