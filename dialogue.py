@@ -283,15 +283,16 @@ class ModelTeacher:
     previous prompt (its instructions and private knowledge are fixed), give or take its own reply, which
     comes back decoded and re-encoded; for code the private knowledge (the latest test results) sits in the
     first message and changes each turn, so everything after the problem statement is prefilled again.
-    The caches last while the dialogue does, or until `forget()` (the end of a rollout).
+    The caches last while the dialogue does, or until `forget()` (the end of a rollout); `reuse_cache=False`
+    prefills each view whole.
     """
 
     def __init__(self, model, tokenizer, max_new_tokens: int = 512, temperature: float = 0.7, seed: int = 0,
-                 max_batch_tokens: int | None = None):
+                 max_batch_tokens: int | None = None, reuse_cache: bool = True):
         self.model, self.tokenizer = model, tokenizer
         self.chat = ChatFormat(tokenizer)
         self.max_new_tokens, self.temperature, self.seed, self.calls = max_new_tokens, temperature, seed, 0
-        self.max_batch_tokens = max_batch_tokens
+        self.max_batch_tokens, self.reuse_cache = max_batch_tokens, reuse_cache
         self.kept: dict[int, PrefixCache] = {}          # id(dialogue) -> its keys and values, teacher's view
 
     def forget(self):
@@ -309,7 +310,7 @@ class ModelTeacher:
             outs = generate(self.model, prompts, self.max_new_tokens, temperature=self.temperature,
                             stop_token_ids=self.chat.stop_ids, pad_token_id=self.chat.pad_id,
                             seed=self.seed * 7919 + self.calls, max_batch_tokens=self.max_batch_tokens,
-                            caches=[self.kept[id(d)] for d in dialogues])
+                            caches=[self.kept[id(d)] for d in dialogues] if self.reuse_cache else None)
         texts = self.tokenizer.batch_decode(outs, skip_special_tokens=True)
         return [t.strip() for t in texts]
 
