@@ -232,3 +232,18 @@ def test_the_plan_is_close_to_the_peak_a_real_step_and_prefill_allocate():
     assert memory.peak_bytes(train) == pytest.approx(plan["training"], rel=0.25)
     assert memory.peak_bytes(prefill) == pytest.approx(plan["rollout"], rel=0.25)
 
+
+
+def test_caches_kept_across_turns_are_counted_for_full_attention_models_only():
+    """A rollout keeps each live dialogue's keys and values between turns (generation.PrefixCache): all of
+    them at full length, on top of the generate call's batch; Gemma 3 (sliding windows) keeps none."""
+    from transformers import AutoConfig, LlamaConfig
+    llama = LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=3, num_attention_heads=4,
+                        num_key_value_heads=2, vocab_size=100)
+    base = memory.memory_plan(llama, rollout_batch=4, max_dialogue_tokens=256)
+    kept = memory.memory_plan(llama, rollout_batch=4, max_dialogue_tokens=256, kept_dialogues=16)
+    assert kept["kv_kept"] == 16 * 256 * 3 * 2 * 2 * 16 * 2                # dialogues x T x layers x K,V x kv x bf16
+    assert kept["rollout"] == base["rollout"] + kept["kv_kept"]
+    assert "KV kept across turns" in memory.format_plan(kept) and "kept" not in memory.format_plan(base)
+    gemma = AutoConfig.from_pretrained(FIXTURE)
+    assert memory.memory_plan(gemma, kept_dialogues=64)["kv_kept"] == 0
