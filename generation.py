@@ -18,6 +18,7 @@ cached tokens and the prompt, so a rewritten turn is simply recomputed). The bat
 each row's cached columns, then the last M columns fed through the model, M the longest uncached part;
 a row with less that is new recomputes a few cached tokens instead of leaving a hole, so positions and
 masks are those of a fresh prefill. When a row leaves the batch, its real columns are copied back out.
+Identical prompts with nothing cached (a GRPO group's g openings) are prefilled once and their rows copied.
 Models whose cache has sliding-window layers (Gemma 3) keep only a window of each layer's keys, so
 their prompts are prefilled whole (`reuses_cache`). Greedy tokens equal a fresh prefill's
 (tests/test_kv_reuse.py); sampled ones draw the same random numbers in the same order.
@@ -109,6 +110,14 @@ def prefill(model, prompts: list[list[int]], pad_token_id: int, caches: list[Pre
     anyway: no row has a hole, so position ids and sliding windows see what a fresh prefill sees."""
     device = next(model.parameters()).device
     caches = caches or [None] * len(prompts)
+    first = {}                    # a GRPO group's g openings are one prompt: prefill it once, then copy its rows
+    for p in prompts:
+        first.setdefault(tuple(p), len(first))
+    if len(first) < len(prompts) and not any(c is not None and c.layers for c in caches):
+        index = torch.tensor([first[tuple(p)] for p in prompts], device=device)        # (B,) into the distinct
+        cache, logits, attention, next_pos = prefill(model, [list(p) for p in first], pad_token_id)
+        cache.batch_select_indices(index)
+        return cache, logits[index], attention[index], next_pos[index]
     reused = [c.match(p) if c is not None else 0 for c, p in zip(caches, prompts)]
     M = max(len(p) - n for p, n in zip(prompts, reused))         # columns fed through the model
     taken = [max(len(p) - M, 0) for p in prompts]                 # tokens each row takes from its cache

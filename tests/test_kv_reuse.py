@@ -44,7 +44,7 @@ def count_prefill(monkeypatch) -> dict:
 
 
 def _tiny_rollout(model, tok, reuse, **kw):
-    problems = tasks.tiny_problems("math", "test", n=6)
+    problems = tasks.tiny_problems("math", "test", n=8)
     kw = {"group_size": 2, "max_turns": 4, "max_turn_tokens": 12, "max_dialogue_tokens": 300, **kw}
     return rollout(model, tok, problems, HintTeacher(), reuse_cache=reuse, **kw)
 
@@ -52,9 +52,9 @@ def _tiny_rollout(model, tok, reuse, **kw):
 @pytest.mark.parametrize("cap", [None, 3 * 150])
 def test_greedy_dialogues_are_the_same_with_and_without_reuse(monkeypatch, tok, talker, cap):
     counts = count_prefill(monkeypatch)
-    fresh = _tiny_rollout(talker, tok, reuse=False, temperature=0, max_batch_tokens=cap)
+    fresh = _tiny_rollout(talker, tok, reuse=False, temperature=0, max_batch_tokens=cap, group_size=1)
     fresh_real = counts["real"]
-    reused = _tiny_rollout(talker, tok, reuse=True, temperature=0, max_batch_tokens=cap)
+    reused = _tiny_rollout(talker, tok, reuse=True, temperature=0, max_batch_tokens=cap, group_size=1)
     assert [d.segments for d in reused] == [d.segments for d in fresh]
     assert max(d.turns for d in fresh) == 4                      # the dialogues did go on
     assert counts["real"] - fresh_real < fresh_real / 2          # each turn read only what was new
@@ -65,6 +65,16 @@ def test_sampled_dialogues_repeat_for_a_seed_and_equal_the_re_reading_ones(tok, 
     dialogues as without reuse (on this CPU, where the logits agree closely enough that no draw flips)."""
     runs = [_tiny_rollout(talker, tok, reuse=r, temperature=1.0, seed=3) for r in (True, True, False)]
     assert [d.segments for d in runs[0]] == [d.segments for d in runs[1]] == [d.segments for d in runs[2]]
+
+
+def test_a_groups_openings_are_prefilled_once(monkeypatch, tok, talker):
+    """g copies of one prompt (a GRPO group's opening) are prefilled once; each row then decodes on its own."""
+    counts = count_prefill(monkeypatch)
+    prompts = [[5, 6, 7, 8]] * 3 + [[9, 10]]
+    kw = dict(temperature=0, pad_token_id=tok.pad_token_id)
+    out = generate(talker, prompts, 5, **kw)
+    assert counts["real"] == 4 + 2 and counts["padded"] == 2 * 4
+    assert out == [generate(talker, [p], 5, **kw)[0] for p in prompts]
 
 
 def test_a_rewritten_turn_is_recomputed_from_where_it_differs(tok, talker):
