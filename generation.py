@@ -217,8 +217,9 @@ def _keep(cache, attention, rows, leaving, out, prompts, budgets, stop_token_ids
         ids = prompts[r] + new[:-1]
         s = starts[b]
         caches[r].ids = ids
-        caches[r].layers = [(layer.keys[b, :, s:s + len(ids)].clone(), layer.values[b, :, s:s + len(ids)].clone())
-                            for layer in cache.layers]
+        n = len(ids)
+        caches[r].layers = [(layer.keys[b, :, s:s + n].clone(), layer.values[b, :, s:s + n].clone())
+                            for layer in cache.layers]                           # (kv heads, n, head dim) each
 
 
 # ---- the cache API in one place ----------------------------------------------------------------------

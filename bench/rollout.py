@@ -51,13 +51,13 @@ def main(argv=None):
         model, tok = dialogue.load_model(args.model, device)
         problems = (tasks.load_omni_math(args.data, "test") + tasks.load_omni_math(args.data, "train"))
         problems = (problems * (args.problems // max(len(problems), 1) + 1))[:args.problems]
-        make_teacher = lambda reuse: dialogue.ModelTeacher(model, tok, max_new_tokens=args.teacher_tokens,   # noqa
-                                                           seed=args.seed, reuse_cache=reuse)
+        make_teacher = lambda reuse: dialogue.ModelTeacher(                                    # noqa: E731
+            model, tok, max_new_tokens=args.teacher_tokens, seed=args.seed, reuse_cache=reuse)
     turn_tokens = args.max_turn_tokens or (48 if tiny else 256)
     dialogue_tokens = args.max_dialogue_tokens or (1024 if tiny else 4096)
     counts = count_prefills()
-    print(f"{args.model} on {device}: {len(problems)} problems x {args.group_size}, turns of {turn_tokens} tokens, "
-          f"dialogues of {dialogue_tokens}, temperature {args.temperature}; cache reuse possible: "
+    print(f"{args.model} on {device}: {len(problems)} problems x {args.group_size}, turns of {turn_tokens} "
+          f"tokens, dialogues of {dialogue_tokens}, temperature {args.temperature}; cache reuse possible: "
           f"{generation.reuses_cache(model)}")
     print(f"{'N':>3} {'reuse':>5} {'prefilled/student token':>24} {'padded':>7} {'teacher':>8} {'seconds':>8} "
           f"{'turns':>6}  same dialogues")
@@ -77,13 +77,14 @@ def main(argv=None):
             seconds = time.perf_counter() - start
             student_tokens = sum(sum(d.student_mask) for d in ds)
             turns = sum(d.turns for d in ds) / len(ds)
-            same = "" if not runs else ("yes" if [d.segments for d in ds] == [d.segments for d in runs[0]]
-                                        else f"no ({sum(a.segments != b.segments for a, b in zip(ds, runs[0]))} "
-                                             f"of {len(ds)} differ)")
+            differ = sum(a.segments != b.segments for a, b in zip(ds, runs[0])) if runs else 0
+            same = "" if not runs else "yes" if not differ else f"no ({differ} of {len(ds)} differ)"
             runs.append(ds)
-            print(f"{n:>3} {'on' if reuse else 'off':>5} {counts.student['real'] / student_tokens:>24.2f} "
-                  f"{counts.student['padded'] / student_tokens:>7.2f} {counts.teacher['real'] / student_tokens:>8.2f} "
-                  f"{seconds:>8.2f} {turns:>6.2f}  {same}")
+            per = {k: v / student_tokens for k, v in [("real", counts.student["real"]),
+                                                      ("padded", counts.student["padded"]),
+                                                      ("teacher", counts.teacher["real"])]}
+            print(f"{n:>3} {'on' if reuse else 'off':>5} {per['real']:>24.2f} {per['padded']:>7.2f} "
+                  f"{per['teacher']:>8.2f} {seconds:>8.2f} {turns:>6.2f}  {same}")
 
 
 class count_prefills:

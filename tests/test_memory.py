@@ -10,6 +10,13 @@ import torch
 from infra import lora
 from infra import memory
 
+
+def cache_name(model) -> str:
+    """The forward's name for the KV cache in the installed transformers (generation.py decides it)."""
+    import generation
+    return generation._cache_argument(type(model))
+
+
 FIXTURE = Path(__file__).parent / "fixtures" / "gemma-3-12b-it-config.json"
 TEXT = dict(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
             num_key_value_heads=2)
@@ -97,9 +104,9 @@ def test_kv_cache_is_what_transformers_keeps_with_a_sliding_window():
     B, T = 3, 11
     cache = DynamicCache(config=config)
     with torch.no_grad():
-        model(input_ids=torch.randint(0, 60, (B, T)), past_key_values=cache, use_cache=True)
+        model(input_ids=torch.randint(0, 60, (B, T)), use_cache=True, **{cache_name(model): cache})
         held = _cache_bytes(cache)                                           # right after the prefill
-        model(input_ids=torch.randint(0, 60, (B, 1)), past_key_values=cache, use_cache=True)
+        model(input_ids=torch.randint(0, 60, (B, 1)), use_cache=True, **{cache_name(model): cache})
         after = _cache_bytes(cache)                                          # after the first new token
     at_prefill = memory.memory_plan(config, dtype=torch.float32, rollout_batch=B, max_dialogue_tokens=T)
     assert held == at_prefill["kv_cache"] + at_prefill["kv_until_first_token"]
@@ -227,7 +234,7 @@ def test_the_plan_is_close_to_the_peak_a_real_step_and_prefill_allocate():
         with torch.no_grad():
             model.eval()(input_ids=torch.randint(0, 1024, (RB, T)), attention_mask=attention,
                          position_ids=(attention.cumsum(-1) - 1).clamp(min=0),
-                         past_key_values=DynamicCache(config=config), use_cache=True, logits_to_keep=1)
+                         use_cache=True, logits_to_keep=1, **{cache_name(model): DynamicCache(config=config)})
 
     assert memory.peak_bytes(train) == pytest.approx(plan["training"], rel=0.25)
     assert memory.peak_bytes(prefill) == pytest.approx(plan["rollout"], rel=0.25)
