@@ -22,9 +22,12 @@ What other files rely on:
   * `ChatFormat`: the token ids of each segment, from the model's own chat template, which is checked
     at start-up to be prefix-preserving (else training sequences would differ from what was sampled).
 
-Deviations from the paper: each student turn re-reads the whole dialogue (no KV cache is kept across
-turns: simpler, and the teacher's turn would have to be prefilled anyway); the lazy-user teacher of
-sharded tasks reveals shards verbatim instead of paraphrasing them with an LLM.
+Each dialogue keeps its keys and values across turns (generation.PrefixCache): a student turn prefills
+only the teacher's latest reply, not the whole dialogue again (models with sliding-window layers, such as
+Gemma 3, are the exception: see generation.reuses_cache).
+
+Deviations from the paper: the lazy-user teacher of sharded tasks reveals shards verbatim instead of
+paraphrasing them with an LLM.
 """
 from __future__ import annotations
 
@@ -40,7 +43,7 @@ from infra import lora
 from infra.runfolder import UserError, derive_seed
 from tasks import Problem
 import verify
-from generation import generate
+from generation import PrefixCache, generate
 
 
 # ---------------------------------------------------------------------------------------------
@@ -114,7 +117,7 @@ class Sampling:
 
 def rollout(student, tokenizer, problems: list[Problem], teacher, *, group_size: int = 1, max_turns: int = 4,
             sampling: Sampling = Sampling(), seed: int = 0, chat: ChatFormat | None = None, on_incorrect=None,
-            progress: bool = False) -> list[Dialogue]:
+            progress: bool = False, reuse_cache: bool = True) -> list[Dialogue]:
     """Roll out len(problems) x group_size dialogues for at most `max_turns` student turns.
 
     The budget is per dialogue (`sampling.max_dialogue_tokens`, the student's context): a dialogue that
@@ -124,7 +127,9 @@ def rollout(student, tokenizer, problems: list[Problem], teacher, *, group_size:
     a policy pushed away from wrong answers after a hint would drift, unpunished, into rambling.
     `on_incorrect(dialogues, turn)` is Q-priming's hook (qprime.py): it may replace wrong student
     turns before the teacher answers. `sampling.max_batch_tokens` caps each generate call (see `generate`):
-    a 12B student generates its turns in chunks rather than all B x g at once.
+    a 12B student generates its turns in chunks rather than all B x g at once. `reuse_cache`: each
+    dialogue keeps its keys and values between turns (generation.PrefixCache), so a turn prefills only
+    what is new: the student's end-of-turn token and the teacher's reply; False re-reads the dialogue.
     """
     chat = chat or ChatFormat(tokenizer)
     max_turn_tokens, max_dialogue_tokens = sampling.max_turn_tokens, sampling.max_dialogue_tokens
@@ -136,6 +141,7 @@ def rollout(student, tokenizer, problems: list[Problem], teacher, *, group_size:
             d.segments.append(("teacher", chat.opening(opening)))
             d.messages.append({"role": "teacher", "turn": 1, "text": opening})
             dialogues.append(d)
+    kept = {}                                  # id(dialogue) -> its keys and values while it goes on
     bar = _progress(max_turns, "rollout", progress)
     for t in range(1, max_turns + 1):
         active = [d for d in dialogues if not d.done]
@@ -146,9 +152,11 @@ def rollout(student, tokenizer, problems: list[Problem], teacher, *, group_size:
         if not active:
             break
         budgets = [min(max_turn_tokens, max_dialogue_tokens - len(d.ids)) for d in active]
+        kept = {id(d): kept.get(id(d)) or PrefixCache() for d in active}     # an ended dialogue's cache goes
         outs = generate(student, [d.ids for d in active], budgets, temperature=sampling.temperature,
                         top_p=sampling.top_p, stop_token_ids=chat.stop_ids, pad_token_id=chat.pad_id,
-                        seed=derive_seed(seed, "turn", t), max_batch_tokens=sampling.max_batch_tokens)
+                        seed=derive_seed(seed, "turn", t), max_batch_tokens=sampling.max_batch_tokens,
+                        caches=[kept[id(d)] for d in active] if reuse_cache else None)
         texts = tokenizer.batch_decode([[i for i in out if i not in chat.stop_ids] for out in outs],
                                        skip_special_tokens=True)
         verdicts = judge_all([d.problem for d in active], texts)
@@ -180,6 +188,7 @@ def rollout(student, tokenizer, problems: list[Problem], teacher, *, group_size:
     bar.close()
     for d in dialogues:
         d.done = True
+    getattr(teacher, "forget", lambda: None)()     # a model teacher's caches end with the rollout
     return dialogues
 
 
@@ -278,14 +287,26 @@ class ModelTeacher:
     `model` may be the student itself when the student trains LoRA adapters: the teacher replies with
     the adapters off (lora.adapters_off), which is exactly the starting model, so one copy of the
     weights serves both. `max_batch_tokens` caps each generate call, as in `rollout`.
+
+    Its view of each dialogue keeps its keys and values between its turns (generation.PrefixCache), and a
+    turn prefills from where its prompt first differs from the last one. For math that is the end of its
+    previous prompt (its instructions and private knowledge are fixed), give or take its own reply, which
+    comes back decoded and re-encoded; for code the private knowledge (the latest test results) sits in the
+    first message and changes each turn, so everything after the problem statement is prefilled again.
+    The caches last while the dialogue does, or until `forget()` (the end of a rollout); `reuse_cache=False`
+    prefills each view whole.
     """
 
     def __init__(self, model, tokenizer, max_new_tokens: int = 512, temperature: float = 0.7, seed: int = 0,
-                 max_batch_tokens: int | None = None):
+                 max_batch_tokens: int | None = None, reuse_cache: bool = True):
         self.model, self.tokenizer = model, tokenizer
         self.chat = ChatFormat(tokenizer)
         self.max_new_tokens, self.temperature, self.seed, self.calls = max_new_tokens, temperature, seed, 0
-        self.max_batch_tokens = max_batch_tokens
+        self.max_batch_tokens, self.reuse_cache = max_batch_tokens, reuse_cache
+        self.kept: dict[int, PrefixCache] = {}          # id(dialogue) -> its keys and values, teacher's view
+
+    def forget(self):
+        self.kept = {}
 
     def opening(self, problem: Problem) -> str:
         return student_instructions(problem) + problem.statement
@@ -293,11 +314,14 @@ class ModelTeacher:
     def reply(self, dialogues: list[Dialogue]) -> list[str]:
         prompts = [self.chat.encode_messages(self.teacher_view(d)) for d in dialogues]
         self.calls += 1
+        # a dialogue not asked about again has ended: its cache goes
+        self.kept = {id(d): self.kept.get(id(d)) or PrefixCache() for d in dialogues}
         with lora.adapters_off(self.model):            # the starting policy, whatever the student learned
             outs = generate(self.model, prompts, self.max_new_tokens, temperature=self.temperature,
                             stop_token_ids=self.chat.stop_ids, pad_token_id=self.chat.pad_id,
                             seed=derive_seed(self.seed, "teacher", self.calls),
-                            max_batch_tokens=self.max_batch_tokens)
+                            max_batch_tokens=self.max_batch_tokens,
+                            caches=[self.kept[id(d)] for d in dialogues] if self.reuse_cache else None)
         texts = self.tokenizer.batch_decode(outs, skip_special_tokens=True)
         return [t.strip() for t in texts]
 

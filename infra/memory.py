@@ -8,7 +8,8 @@ and on top of it the larger of
 
     rollout:  KV cache of rollout_batch dialogues, max_dialogue_tokens each, + the prefill's extras
               (see below); rollout_batch is what one generate call holds: all B problems x g dialogues
-              of a step, or fewer (sml.py's --rollout-batch, by default the largest that fits)
+              of a step, or fewer (sml.py's --rollout-batch, by default the largest that fits);
+              + the KV caches kept across turns (kept_dialogues, see below)
     training: gradients + one micro-batch's stored activations + the larger of the chunked log-prob
               head (grpo.masked_logprobs, run backward first) and one recomputed layer
 
@@ -21,6 +22,11 @@ Each figure is counted from the config (no weights are downloaded, so a 12B plan
     trainable parameter (its per-tensor `step` counter is a 4-byte CPU scalar, left out);
   * KV cache: rollout_batch x tokens x 2 (K and V) x kv heads x head_dim x dtype bytes per layer, where
     a sliding-window layer (Gemma 3: 5 of every 6) keeps at most its window;
+  * KV kept across turns: a rollout keeps each live dialogue's keys and values between its turns
+    (generation.PrefixCache), kept_dialogues x tokens at full length (all B x g dialogues, and as many
+    again for a model teacher's views); a generate call moves its rows into its batch, but copies them
+    back out before its batch is freed, so the kept caches and the batch's are counted together. A model
+    with sliding-window layers keeps none (it prefills each turn whole);
   * prefill: dialogue.generate prefills a rollout batch in one forward pass: one layer's
     temporaries for rollout_batch x tokens positions (the MLP's three I-wide tensors dominate), the
     boolean attention masks (B x T x T per attention type), and the full-length K/V that transformers'
@@ -47,8 +53,9 @@ context, kernel workspaces and allocator fragmentation are not in the plan: leav
 automatic rollout batch leaves 10%). The log-prob head assumes every position of a micro-batch is a
 student's: an upper bound. The rollout is planned at max_dialogue_tokens; sml.py's evaluation dialogues
 may be twice as long, and fill a generate call's positions with half as many, but their B x T x T masks
-double (for the 12B plan, inside that margin). A separate teacher's KV cache is
-not counted (it generates after the student, with the same cap on positions).
+double (for the 12B plan, inside that margin). A separate teacher's batch KV cache is not counted (it
+generates after the student, with the same cap on positions); its views kept across turns are, when the
+caller counts them in kept_dialogues.
 """
 from __future__ import annotations
 
@@ -77,14 +84,15 @@ class PlanError(RuntimeError):
 def memory_plan(config, *, lora_rank: int | None = 16, lora_targets=DEFAULT_TARGETS, dtype=torch.bfloat16,
                 micro_batch: int = 4, max_dialogue_tokens: int = 8192, rollout_batch: int = 64,
                 grad_checkpointing: bool = True, beta: float = 0.0, logprob_chunk: int = 1024,
-                teacher_weights: int = 0) -> dict:
+                teacher_weights: int = 0, kept_dialogues: int = 0) -> dict:
     """Bytes each part of a run needs, from a transformers config (AutoConfig) alone. lora_rank None or
     0 means full finetuning, where sml.py keeps the base resident (the teacher, and each seed's starting
     point) beside the student's copy (2 copies of the weights) and grpo.py adds a frozen reference copy when
     beta > 0; with LoRA all three are one copy (lora.adapters_off), and beta > 0 keeps the adapters' starting
     values as the reference (grpo.reference_policy). rollout_batch: dialogues per generate call at the full
     context (dialogue.generate's max_batch_tokens = rollout_batch x max_dialogue_tokens). teacher_weights:
-    the bytes of a separate teacher model (--teacher), resident beside the student."""
+    the bytes of a separate teacher model (--teacher), resident beside the student. kept_dialogues: the
+    dialogues whose KV caches live across turns (dialogue.rollout's reuse_cache; 0: none kept)."""
     text = config.get_text_config()
     if text.model_type not in SUPPORTED:
         raise PlanError(f"memory_plan knows the architectures {', '.join(SUPPORTED)}, not {text.model_type!r}; "
@@ -114,6 +122,8 @@ def memory_plan(config, *, lora_rank: int | None = 16, lora_targets=DEFAULT_TARG
 
     kv_cache = rollout_batch * kv_per_token * sum(windows)
     kv_until_first_token = rollout_batch * kv_per_token * sum(T - w for w in windows)   # sliding layers' views
+    sliding = any(w < T for w in windows) or "sliding_attention" in (getattr(text, "layer_types", None) or [])
+    kv_kept = 0 if sliding else kept_dialogues * kv_per_token * T * L   # generation.reuses_cache: full layers only
     N_roll = rollout_batch * T                                           # positions in the prefill
     # one layer's largest temporaries: the residual stream and its normed copy, then either attention
     # (q, k, v, their GQA repeats, output) or the MLP (3 I-wide); a LoRA projection adds its fp32 input
@@ -143,10 +153,11 @@ def memory_plan(config, *, lora_rank: int | None = 16, lora_targets=DEFAULT_TARG
         "gradients": trainable_bytes,
         "optimizer": 2 * trainable_bytes,                                # AdamW: exp_avg, exp_avg_sq
         "kv_cache": kv_cache, "kv_until_first_token": kv_until_first_token, "prefill": prefill,
+        "kv_kept": kv_kept, "kept_dialogues": kept_dialogues if kv_kept else 0,
         "activations": stored, "recompute": recompute, "logprob_head": head,
     }
     plan["persistent"] = plan["weights"] + teacher_weights + plan["adapters"] + plan["optimizer"]
-    plan["rollout"] = kv_cache + kv_until_first_token + prefill
+    plan["rollout"] = kv_cache + kv_kept + kv_until_first_token + prefill
     plan["training"] = plan["gradients"] + stored + max(head, recompute)
     plan["total"] = plan["persistent"] + max(plan["rollout"], plan["training"])
     return plan
@@ -178,7 +189,9 @@ def format_plan(plan: dict, free_bytes: int | None = None) -> str:
         f"  optimizer    {g(plan['optimizer'])}  (AdamW exp_avg + exp_avg_sq)",
         f"  rollout      {g(plan['rollout'])}  = KV cache {f(plan['kv_cache'])} (+ "
         f"{f(plan['kv_until_first_token'])} held until the first token) + prefill temporaries "
-        f"{f(plan['prefill'])}  ({plan['rollout_batch']} dialogues x {plan['max_dialogue_tokens']} tokens)",
+        f"{f(plan['prefill'])}  ({plan['rollout_batch']} dialogues x {plan['max_dialogue_tokens']} tokens)"
+        + (f" + KV kept across turns {f(plan['kv_kept'])} ({plan['kept_dialogues']} dialogues)"
+           if plan["kv_kept"] else ""),
         f"  training     {g(plan['training'])}  = gradients {f(plan['gradients'])} + activations "
         f"{f(plan['activations'])} + the larger of log-prob head {f(plan['logprob_head'])} and "
         f"a recomputed layer {f(plan['recompute'])}  (micro-batch "

@@ -10,6 +10,13 @@ import torch
 from infra import lora
 from infra import memory
 
+
+def cache_name(model) -> str:
+    """The forward's name for the KV cache in the installed transformers (generation.py decides it)."""
+    import generation
+    return generation._cache_argument(type(model))
+
+
 FIXTURE = Path(__file__).parent / "fixtures" / "gemma-3-12b-it-config.json"
 TEXT = dict(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
             num_key_value_heads=2)
@@ -97,9 +104,9 @@ def test_kv_cache_is_what_transformers_keeps_with_a_sliding_window():
     B, T = 3, 11
     cache = DynamicCache(config=config)
     with torch.no_grad():
-        model(input_ids=torch.randint(0, 60, (B, T)), past_key_values=cache, use_cache=True)
+        model(input_ids=torch.randint(0, 60, (B, T)), use_cache=True, **{cache_name(model): cache})
         held = _cache_bytes(cache)                                           # right after the prefill
-        model(input_ids=torch.randint(0, 60, (B, 1)), past_key_values=cache, use_cache=True)
+        model(input_ids=torch.randint(0, 60, (B, 1)), use_cache=True, **{cache_name(model): cache})
         after = _cache_bytes(cache)                                          # after the first new token
     at_prefill = memory.memory_plan(config, dtype=torch.float32, rollout_batch=B, max_dialogue_tokens=T)
     assert held == at_prefill["kv_cache"] + at_prefill["kv_until_first_token"]
@@ -227,8 +234,23 @@ def test_the_plan_is_close_to_the_peak_a_real_step_and_prefill_allocate():
         with torch.no_grad():
             model.eval()(input_ids=torch.randint(0, 1024, (RB, T)), attention_mask=attention,
                          position_ids=(attention.cumsum(-1) - 1).clamp(min=0),
-                         past_key_values=DynamicCache(config=config), use_cache=True, logits_to_keep=1)
+                         use_cache=True, logits_to_keep=1, **{cache_name(model): DynamicCache(config=config)})
 
     assert memory.peak_bytes(train) == pytest.approx(plan["training"], rel=0.25)
     assert memory.peak_bytes(prefill) == pytest.approx(plan["rollout"], rel=0.25)
 
+
+
+def test_caches_kept_across_turns_are_counted_for_full_attention_models_only():
+    """A rollout keeps each live dialogue's keys and values between turns (generation.PrefixCache): all of
+    them at full length, on top of the generate call's batch; Gemma 3 (sliding windows) keeps none."""
+    from transformers import AutoConfig, LlamaConfig
+    llama = LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=3, num_attention_heads=4,
+                        num_key_value_heads=2, vocab_size=100)
+    base = memory.memory_plan(llama, rollout_batch=4, max_dialogue_tokens=256)
+    kept = memory.memory_plan(llama, rollout_batch=4, max_dialogue_tokens=256, kept_dialogues=16)
+    assert kept["kv_kept"] == 16 * 256 * 3 * 2 * 2 * 16 * 2                # dialogues x T x layers x K,V x kv x bf16
+    assert kept["rollout"] == base["rollout"] + kept["kv_kept"]
+    assert "KV kept across turns" in memory.format_plan(kept) and "kept" not in memory.format_plan(base)
+    gemma = AutoConfig.from_pretrained(FIXTURE)
+    assert memory.memory_plan(gemma, kept_dialogues=64)["kv_kept"] == 0
