@@ -6,10 +6,7 @@ file rolls out every test problem once per seed (`rollouts`) and turns the dialo
 eval.json entry, one function per figure:
   * Fig. 1-2, §6.1: `success_entry`, the curve and its Student-t 95% interval over seeds (`stats.mean_ci`;
     `combine` takes it over training seeds instead, the paper's 3 seeds).
-  * Fig. 3, §6.1: `answer_loss`, the loss on the correct answer after each teacher turn, on one fixed set of
-    contexts shared by every model (`fig3_contexts`), masked on the answer's own tokens (in the tiny world the
-    answer is written as the step from the teacher's last reply, "52 - 3 = \\boxed{49}"), and in the tiny world
-    also at a fixed kind of context: after a reply that placed the answer, and after one that did not.
+  * Fig. 3, §6.1: the loss on the correct answer after each teacher turn (answerloss.py, `--answer-loss`).
   * Table 1, §6.3: the sharded task (Lost in Conversation, the lazy user reveals one shard per turn)
     beside the same problems fully specified in one turn ("<task>-sharded" and "<task>-full").
   * Fig. 5-6, §5.2, §6.4: `behaviour_entry`, turn types (answer attempt, clarification, ...; the rules and
@@ -33,8 +30,6 @@ Deviations from the paper:
   * The lazy user reveals shards word for word instead of paraphrasing them with an LLM.
   * A dialogue cut by the token budget counts as unsolved here (training leaves it out instead), so
     every curve is over all problems; the truncation rate is reported next to it.
-  * Fig. 3's contexts: the paper averages each model's own dialogues; those drop out once solved, so they
-    compare different problems per model and turn. Here every model is scored on the same contexts.
 """
 from __future__ import annotations
 
@@ -50,14 +45,14 @@ from tqdm.auto import tqdm
 
 import dialogue
 from infra import distributed
-import grpo
 from infra import runfolder
 import tasks
 import tinyworld
-from report import ANSWER_LOSS_CURVES, ANSWER_LOSS_KINDS, QUESTION_TYPES, TURN_TYPES, write_report
+from report import ANSWER_LOSS_CURVES, QUESTION_TYPES, TURN_TYPES, write_report
 from infra.runfolder import UserError, number
 from infra.stats import half_width, mean_ci
 from turntypes import JudgeClassifier, classify_turn
+from answerloss import answer_loss, fig3_contexts
 
 
 # ---------------------------------------------------------------------------------------------
@@ -239,108 +234,6 @@ def behaviour_stats(dialogues, sharded: bool) -> dict:
         entry["premature_answer_rate"] = premature / max(1, attempts)
         entry["premature_answers_per_conversation"] = premature / len(dialogues)
     return entry
-
-
-# ---------------------------------------------------------------------------------------------
-# Fig. 3: the loss on the correct answer after each teacher turn, on contexts shared by every model.
-# ---------------------------------------------------------------------------------------------
-
-class AnswerContext(NamedTuple):
-    """One of Fig. 3's contexts: a dialogue prefix that ends with teacher turn `turn`; the reply scored there."""
-    turn: int             # t = 1..N: the opening is teacher turn 1
-    ids: list[int]        # the prefix, ending with the assistant header where the reply would go
-    problem: object
-    reply: str            # the correct reply
-    placed: bool | None   # did the teacher's last message say where the answer is? (None: not known)
-
-
-def reference_contexts(dialogues, n_turns: int) -> list[AnswerContext]:
-    """Every prefix of the reference dialogues that ends with a teacher turn, t = 1..n_turns. The correct reply
-    is `\\boxed{gold}`, unless the teacher's message names the form in which a student writes the answer there
-    (its "answer_form": the tiny world's worked step, "52 - 3 = \\boxed{49}"); `placed` is the message's
-    "placed" key where it has one (the tiny world's reference dialogues). Only student turns that are wrong are
-    allowed in a context (the answer must not be in it already), so a reference dialogue contributes its
-    prefixes up to its first correct turn. Every model is then scored on exactly these contexts: the same
-    problems at every turn, whoever is being evaluated."""
-    out = []
-    for d in dialogues:
-        if d.problem.answer is None:
-            continue
-        context, t = [], 0
-        for (role, seg), m in zip(d.segments, d.messages):
-            if role == "student" and m.get("correct"):
-                break
-            context = context + seg
-            if role == "teacher":
-                t += 1
-                if t > n_turns:
-                    break
-                reply = m.get("answer_form") or f"\\boxed{{{d.problem.answer}}}"
-                out.append(AnswerContext(t, context, d.problem, reply, m.get("placed")))
-    return out
-
-
-def fig3_contexts(teacher, problems, tokenizer, n_turns: int, own_dialogues=None):
-    """Fig. 3's contexts, the same for every model: with the tiny world's scripted teacher, its reference
-    dialogues of wrong answers for every problem; with an LLM teacher, `own_dialogues` (the first model's
-    first-seed dialogues; None if not given yet)."""
-    if isinstance(teacher, tinyworld.HintTeacher):
-        return reference_contexts(tinyworld.reference_dialogues(problems, tokenizer, n_turns), n_turns)
-    return None if own_dialogues is None else reference_contexts(own_dialogues, n_turns)
-
-
-def answer_tokens(chat, reply: str) -> tuple[list[int], list[int]]:
-    """The correct reply as tokens, and a mask that is 1 on the reply's own tokens (found by character
-    offsets): the loss is on the answer (and on the step written before it, if any), not on the `\\boxed{`
-    and `}` around it or on spaces, which every attempt writes alike. `\\boxed{85}` -> "85";
-    `52 - 3 = \\boxed{49}` -> "52-3=49"."""
-    start = reply.rindex("\\boxed{")
-    wrapper = set(range(start, start + len("\\boxed{"))) | {len(reply) - 1}   # the box's braces close the reply
-    enc = chat.tok(reply, add_special_tokens=False, return_offsets_mapping=True)
-    own = [i not in wrapper and not reply[i].isspace() for i in range(len(reply))]
-    return enc["input_ids"], [int(any(own[a:b])) for a, b in enc["offset_mapping"]]
-
-
-@torch.no_grad()
-def answer_loss(model, tokenizer, contexts: list[AnswerContext], n_turns: int, batch_size: int = 8) -> dict:
-    """Fig. 3's eval.json keys. "answer_loss_by_turn": for each teacher turn t = 1..n_turns, -log p(correct
-    reply | context), averaged over the reply's own tokens (`answer_tokens`; per token, so long answers don't
-    dominate), then over the contexts of turn t (None where there are none).
-
-    Where the contexts say whether the teacher's last message placed the answer (the tiny world's), the same
-    average is also taken over each kind alone ("answer_loss_placed", "answer_loss_not_placed"), with
-    "answer_placed_share", the share of turn t's contexts that are placed. The curve over all contexts mixes
-    the two kinds in proportions that change with t (in the tiny world, the later the turn, the fewer contexts
-    follow a reply that did not place the answer), so only a curve of one kind shows whether the loss falls
-    because the teacher's turns accumulate."""
-    chat = dialogue.ChatFormat(tokenizer, check=False)
-    device = next(model.parameters()).device
-    examples = []
-    for c in distributed.shard(contexts):       # torchrun: this rank's share; the sums are added
-        ids, mask = answer_tokens(chat, c.reply)
-        examples.append((c, (c.ids + ids, [0] * len(c.ids) + mask)))
-    examples.sort(key=lambda e: len(e[1][0]))   # similar lengths in a batch: less padding
-    kinds = any(c.placed is not None for c in contexts)   # an LLM teacher's dialogues have none: one curve
-    groups = {"answer_loss_by_turn": None} | (ANSWER_LOSS_KINDS if kinds else {})   # None: every context
-    totals = torch.zeros(len(groups), 2, n_turns, dtype=torch.float64)      # (group, sum | count, turn)
-    for i in range(0, len(examples), batch_size):
-        batch = examples[i:i + batch_size]
-        ids, mask, attention = grpo.batch_tensors([ex for _, ex in batch], chat.pad_id, device)  # (B, T)
-        logp = grpo.masked_logprobs(model, ids, mask, attention)                 # (B, T), 0 off the answer
-        nll = -logp.sum(1) / mask.sum(1)                                         # (B,) mean over answer tokens
-        for (c, _), value in zip(batch, nll.tolist()):
-            for j, kind in enumerate(groups.values()):
-                if kind is None or c.placed is kind:
-                    totals[j, 0, c.turn - 1] += value
-                    totals[j, 1, c.turn - 1] += 1
-    # torchrun: every rank's sums and counts added (as a list: all_reduce_sum puts it on NCCL's device)
-    totals = torch.tensor(distributed.all_reduce_sum(totals.flatten().tolist()), dtype=torch.float64)
-    totals = totals.view(len(groups), 2, n_turns).tolist()     # [group][0: sums, 1: counts][turn]
-    out = {key: [s / n if n else None for s, n in zip(*totals[j])] for j, key in enumerate(groups)}
-    if kinds:   # the placed contexts' count over every context's
-        every, placed = totals[0][1], totals[list(groups).index("answer_loss_placed")][1]
-        out["answer_placed_share"] = [p / n if n else None for p, n in zip(placed, every)]
-    return out
 
 
 # ---------------------------------------------------------------------------------------------

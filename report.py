@@ -30,7 +30,7 @@ from infra import stats
 
 TURN_TYPES = ("answer_attempt", "clarification", "interrogation", "discussion", "hedge", "refuse", "missing")
 QUESTION_TYPES = ("clarification", "interrogation")
-# Fig. 3's curves (evaluate.answer_loss), each with the key of its CI over training seeds (evaluate.combine):
+# Fig. 3's curves (answerloss.answer_loss), each with the key of its CI over training seeds (evaluate.combine):
 # over every context, and after a teacher's message that placed the answer or one that did not
 ANSWER_LOSS_CURVES = {"answer_loss_by_turn": "answer_loss_ci95", "answer_loss_placed": "answer_loss_placed_ci95",
                       "answer_loss_not_placed": "answer_loss_not_placed_ci95"}

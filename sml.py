@@ -419,10 +419,14 @@ def plan_memory(args, student, teacher) -> int | None:
     teacher_weights = _bytes(teacher_model) if teacher_model is not student else 0
     free = memory.free_bytes(next(student.parameters()).device) + _bytes(student) + teacher_weights
     most = args.batch_problems * (32 if args.method == "st-rl-g32" else args.group_size)
+    # A rollout keeps every dialogue's keys and values between turns (generation.PrefixCache): the student's,
+    # and the model teacher's view of it when the teacher is the student's own weights (same KV per token).
+    kept = most * (2 if isinstance(teacher, dialogue.ModelTeacher) and teacher.reuse_cache
+                   and teacher_model is student else 1)
     settings = dict(lora_rank=args.lora_rank, lora_targets=args.lora_targets or lora.DEFAULT_TARGETS,
                     dtype=student.get_input_embeddings().weight.dtype, micro_batch=args.micro_batch,
                     max_dialogue_tokens=args.max_dialogue_tokens, grad_checkpointing=args.grad_checkpointing,
-                    beta=args.beta, teacher_weights=teacher_weights)
+                    beta=args.beta, teacher_weights=teacher_weights, kept_dialogues=kept)
     auto = args.rollout_batch is None and args.model != "tiny"
     try:
         rollout_batch = memory.largest_rollout_batch(student.config, most, free, **settings) if auto \

@@ -230,7 +230,7 @@ def reference_dialogues(problems, tokenizer, n_turns: int, seed: int = 0) -> lis
     """Fig. 3's shared contexts: per problem, n_turns wrong answers of the base's kind (the first step, then
     near misses or repeats) and the teacher's replies, segmented as dialogue.rollout does. Each teacher
     message carries the right answer in the student's form ("answer_form": the step from the reply, or the
-    whole sum after the opening) and whether it "placed" the answer (evaluate.answer_loss)."""
+    whole sum after the opening) and whether it "placed" the answer (answerloss.answer_loss)."""
     chat, teacher = dialogue.ChatFormat(tokenizer), HintTeacher()
     out = []
     for p in problems:

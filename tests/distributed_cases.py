@@ -17,6 +17,7 @@ import torch  # noqa: E402
 
 import dialogue  # noqa: E402
 from infra import distributed  # noqa: E402
+import answerloss  # noqa: E402
 import evaluate  # noqa: E402
 import grpo  # noqa: E402
 from infra import runfolder  # noqa: E402
@@ -110,10 +111,10 @@ def evaluation(tok) -> dict:
     for k, p in enumerate(problems):
         opening = chat.opening(teacher.opening(p))
         reply = f"\\boxed{{{p.answer}}}"
-        contexts.append(evaluate.AnswerContext(1, opening, p, reply, placed=False))
+        contexts.append(answerloss.AnswerContext(1, opening, p, reply, placed=False))
         wrong = chat.encode("\\boxed{7}") + [chat.end_of_turn] + chat.teacher_turn("No.")
         # 4 of the 7 placed: each kind split unevenly over the ranks
-        contexts.append(evaluate.AnswerContext(2, opening + wrong, p, reply, placed=k % 2 == 0))
+        contexts.append(answerloss.AnswerContext(2, opening + wrong, p, reply, placed=k % 2 == 0))
     entry, by_seed = evaluate.evaluate(model, tok, problems, teacher, n_turns=2, seeds=[0, 1], progress=False,
                                        sampling=dialogue.Sampling(max_turn_tokens=6, max_dialogue_tokens=128),
                                        answer_contexts=contexts)

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import dialogue
+import answerloss
 import evaluate
 import report
 from infra import runfolder
@@ -130,18 +131,18 @@ def _two_turn_dialogue(chat, hint="Not quite. The last digit is 5.", second="\\b
 def test_answer_loss_contexts_are_fixed_prefixes_and_the_mask_is_on_the_answer_itself(tok, model):
     chat = ChatFormat(tok)
     d = _two_turn_dialogue(chat)
-    contexts = evaluate.reference_contexts([d], n_turns=10)
+    contexts = answerloss.reference_contexts([d], n_turns=10)
     assert [c.turn for c in contexts] == [1, 2]                      # one context per teacher turn
     for (t, context, problem, reply, placed), end in zip(contexts, [1, 3]):
         assert context == [i for _, seg in d.segments[:end] for i in seg] and problem is d.problem
         assert context[-1] == tok.convert_tokens_to_ids("<|assistant|>")
         assert reply == "\\boxed{85}"                                # no answer_form: the bare boxed answer
         assert placed is None                                        # no "placed" key: the kind is not known
-    ids, mask = evaluate.answer_tokens(chat, "\\boxed{85}")
+    ids, mask = answerloss.answer_tokens(chat, "\\boxed{85}")
     assert ids == chat.encode("\\boxed{85}") and tok.decode([i for i, m in zip(ids, mask) if m]) == "85"
-    step, step_mask = evaluate.answer_tokens(chat, "52 - 3 = \\boxed{49}")   # a worked step: all but box and spaces
+    step, step_mask = answerloss.answer_tokens(chat, "52 - 3 = \\boxed{49}")   # a worked step: all but box and spaces
     assert tok.decode([i for i, m in zip(step, step_mask) if m]).replace(" ", "") == "52-3=49"
-    entry = evaluate.answer_loss(model, tok, contexts, n_turns=3)
+    entry = answerloss.answer_loss(model, tok, contexts, n_turns=3)
     assert set(entry) == {"answer_loss_by_turn"}                     # no kinds: one curve
     losses = entry["answer_loss_by_turn"]
     assert losses[2] is None                                         # no context reaches teacher turn 3
@@ -154,9 +155,9 @@ def test_answer_loss_contexts_are_fixed_prefixes_and_the_mask_is_on_the_answer_i
         assert got == pytest.approx(manual, abs=1e-4)
     # a different hint changes the loss after turn 2 only; batching and padding change nothing
     other = _two_turn_dialogue(chat, hint="The tens digit is 8.")
-    both = evaluate.answer_loss(model, tok, evaluate.reference_contexts([d, other], 2), 2,
+    both = answerloss.answer_loss(model, tok, answerloss.reference_contexts([d, other], 2), 2,
                                 batch_size=4)["answer_loss_by_turn"]
-    alone = evaluate.answer_loss(model, tok, evaluate.reference_contexts([other], 2), 2,
+    alone = answerloss.answer_loss(model, tok, answerloss.reference_contexts([other], 2), 2,
                                  batch_size=1)["answer_loss_by_turn"]
     assert alone[0] == pytest.approx(losses[0], abs=1e-5) and alone[1] != pytest.approx(losses[1], abs=1e-4)
     assert both == pytest.approx([losses[0], (losses[1] + alone[1]) / 2], abs=1e-5)
@@ -165,17 +166,17 @@ def test_answer_loss_contexts_are_fixed_prefixes_and_the_mask_is_on_the_answer_i
     for dd in (d, other):
         dd.messages[0]["placed"] = False
     d.messages[2]["placed"] = False
-    split = evaluate.answer_loss(model, tok, evaluate.reference_contexts([d, other], 2), 2, batch_size=3)
+    split = answerloss.answer_loss(model, tok, answerloss.reference_contexts([d, other], 2), 2, batch_size=3)
     assert split["answer_loss_by_turn"] == pytest.approx(both, abs=1e-5)
     assert split["answer_loss_placed"] == pytest.approx([None, alone[1]], abs=1e-5)      # other's hint only
     assert split["answer_loss_not_placed"] == pytest.approx([losses[0], losses[1]], abs=1e-5)
     assert split["answer_placed_share"] == [0.0, 0.5]
     # the answer must never be in a context: a dialogue contributes its prefixes up to its first correct turn
     solved = _two_turn_dialogue(chat, second="\\boxed{85}", correct=True)
-    assert [c.turn for c in evaluate.reference_contexts([solved], 10)] == [1, 2]
+    assert [c.turn for c in answerloss.reference_contexts([solved], 10)] == [1, 2]
     first_right = _two_turn_dialogue(chat)
     first_right.messages[1]["correct"] = True
-    assert [c.turn for c in evaluate.reference_contexts([first_right], 10)] == [1]
+    assert [c.turn for c in answerloss.reference_contexts([first_right], 10)] == [1]
 
 
 def _entry(curve, ci=None, **extra):

@@ -9,7 +9,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 import dialogue
-import evaluate
+import answerloss
 import qprime
 import tasks
 import tinyworld
@@ -249,7 +249,7 @@ def test_reference_dialogues_are_wrong_answers_and_the_teachers_replies(tok):
             expected = expected + chat.encode(m["text"]) + [chat.end_of_turn]
             expected = expected + (chat.teacher_turn(reply) if reply else [])
         assert d.ids == expected
-    contexts = evaluate.reference_contexts(ds, 5)
+    contexts = answerloss.reference_contexts(ds, 5)
     assert sorted(c.turn for c in contexts) == sorted(list(range(1, 6)) * 30)        # every problem at every turn
     # Fig. 3 scores the correct reply in the form this student writes: the whole sum after the opening, then
     # the step from the teacher's last reply ("52 is 3 too high." -> "52 - 3 = \\boxed{49}")
