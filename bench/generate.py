@@ -22,9 +22,10 @@ import dialogue
 
 def build(name: str, device: str):
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
-    if name == "tiny":
-        model, tok = dialogue.load_model("tiny", device)
-        return model.to(dtype), tok.pad_token_id, len(tok)
+    if name == "tiny":              # the tiny world's warmed-up base (tinyworld.load_tiny: cached after its warm-up)
+        import tinyworld
+        model, tok = tinyworld.load_tiny()
+        return model.to(device, dtype).eval(), tok.pad_token_id, len(tok)
     if name == "qwen2.5-0.5b":     # the real architecture and size, random weights (no download needed)
         from transformers import Qwen2Config, Qwen2ForCausalLM
         config = Qwen2Config(vocab_size=151936, hidden_size=896, intermediate_size=4864, num_hidden_layers=24,
