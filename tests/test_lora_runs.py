@@ -284,12 +284,26 @@ def test_the_rollout_batch_is_the_most_the_plan_fits(tmp_path, monkeypatch, caps
     loaded = sum(p.numel() * p.element_size() for p in student.parameters())
     args = sml.parse_args(sml_args(tmp_path / "run", "--group-size", "4", "--micro-batch", "1"))   # B x g = 8
     settings = dict(lora_rank=4, dtype=torch.float32, micro_batch=args.micro_batch, max_dialogue_tokens=400,
-                    grad_checkpointing=True)
+                    grad_checkpointing=True, kept_dialogues=8)      # every dialogue's cache, kept across turns
     plan = lambda n: memory.memory_plan(student.config, rollout_batch=n, **settings)["total"]   # noqa: E731
     assert plan(6) < plan(7)                                                         # the rollout dominates
     monkeypatch.setattr(memory, "free_bytes", lambda device: int((plan(6) + plan(7)) / 2 / 0.9) - loaded)
     assert sml.plan_memory(args, student, Teacher()) == 6 * 400                     # 6 fit, 7 do not
     assert "rollout batch 6: the most dialogues per generate call that fit" in capsys.readouterr().out
+
+
+def test_the_plan_counts_the_caches_a_rollout_keeps_the_teachers_too_when_it_is_the_student(tmp_path, monkeypatch):
+    """Each of a step's B x g dialogues keeps its keys and values between turns; a model teacher on the
+    student's own weights keeps its view of each too, with the same KV per token; a scripted one keeps none."""
+    student, tok = realarch.build("qwen2.5")
+    args = sml.parse_args(sml_args(tmp_path / "run", "--group-size", "4", "--rollout-batch", "2"))   # B x g = 8
+    seen = []
+    real = memory.memory_plan
+    monkeypatch.setattr(memory, "memory_plan", lambda *a, **kw: seen.append(kw["kept_dialogues"]) or real(*a, **kw))
+    sml.plan_memory(args, student, Teacher())
+    sml.plan_memory(args, student, dialogue.ModelTeacher(student, tok))
+    sml.plan_memory(args, student, dialogue.ModelTeacher(student, tok, reuse_cache=False))
+    assert seen == [8, 16, 8]
 
 
 def test_lora_and_checkpointing_are_on_for_real_models_and_off_for_the_tiny_one():
