@@ -20,8 +20,7 @@ import torch
 import dialogue
 
 
-def build(name: str, device: str):
-    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+def build(name: str, device: str, dtype: torch.dtype):
     if name == "tiny":              # the tiny world's warmed-up base (tinyworld.load_tiny: cached after its warm-up)
         import tinyworld
         model, tok = tinyworld.load_tiny()
@@ -34,7 +33,7 @@ def build(name: str, device: str):
         torch.manual_seed(0)
         return Qwen2ForCausalLM(config).to(device, dtype).eval(), 0, config.vocab_size
     model, tok = dialogue.load_model(name, device)
-    return model, tok.pad_token_id, len(tok)
+    return model.to(dtype), tok.pad_token_id, len(tok)
 
 
 def timed(fn, device):
@@ -56,9 +55,12 @@ def main():
     p.add_argument("--prompt-len", type=int, default=64, help="longest prompt; others are shorter (mixed lengths)")
     p.add_argument("--sample", action="store_true", help="sample at temperature 1 instead of greedy")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--dtype", choices=["float32", "bfloat16"], default=None,
+                   help="default: bfloat16 on CUDA, float32 on a CPU")
     args = p.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    model, pad, vocab = build(args.model, device)
+    dtype = getattr(torch, args.dtype or ("bfloat16" if device == "cuda" else "float32"))
+    model, pad, vocab = build(args.model, device, dtype)
     g = torch.Generator().manual_seed(0)
     prompts = [torch.randint(10, vocab, (int(args.prompt_len * (0.5 + 0.5 * i / args.batch)),), generator=g).tolist()
                for i in range(args.batch)]
@@ -87,7 +89,8 @@ def main():
         rows.append((name, best, args.batch * T / best, peak))
     if not args.sample:
         assert [o for o in ours()] == theirs()[:, L:].tolist(), "greedy outputs differ"
-    print(f"model={args.model} device={device} batch={args.batch} new_tokens={T} "
+    print(f"model={args.model} device={device} dtype={str(dtype).removeprefix('torch.')} batch={args.batch} "
+          f"new_tokens={T} "
           f"prompts={min(map(len, prompts))}-{L} tokens, {'sampled' if args.sample else 'greedy (outputs equal)'}, "
           f"best of {args.repeats}, torch {torch.__version__}, {torch.get_num_threads()} threads")
     print("| generator | seconds | tokens/s | vs HF | peak GPU memory |")
