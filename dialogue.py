@@ -109,6 +109,7 @@ class Sampling:
     max_turn_tokens: int = 256            # a student turn's cap: a turn that reaches it never ended (overlong)
     max_dialogue_tokens: int = 2048       # the student's context: a dialogue that fills it is cut (truncated)
     max_batch_tokens: int | None = None   # positions per generate call (prompts x length); None: one call
+    reuse_cache: bool = True              # keep each dialogue's keys and values between turns; False re-reads
 
 
 # ---------------------------------------------------------------------------------------------
@@ -117,7 +118,7 @@ class Sampling:
 
 def rollout(student, tokenizer, problems: list[Problem], teacher, *, group_size: int = 1, max_turns: int = 4,
             sampling: Sampling = Sampling(), seed: int = 0, chat: ChatFormat | None = None, on_incorrect=None,
-            progress: bool = False, reuse_cache: bool = True) -> list[Dialogue]:
+            progress: bool = False) -> list[Dialogue]:
     """Roll out len(problems) x group_size dialogues for at most `max_turns` student turns.
 
     The budget is per dialogue (`sampling.max_dialogue_tokens`, the student's context): a dialogue that
@@ -127,8 +128,8 @@ def rollout(student, tokenizer, problems: list[Problem], teacher, *, group_size:
     a policy pushed away from wrong answers after a hint would drift, unpunished, into rambling.
     `on_incorrect(dialogues, turn)` is Q-priming's hook (qprime.py): it may replace wrong student
     turns before the teacher answers. `sampling.max_batch_tokens` caps each generate call (see `generate`):
-    a 12B student generates its turns in chunks rather than all B x g at once. `reuse_cache`: each
-    dialogue keeps its keys and values between turns (generation.PrefixCache), so a turn prefills only
+    a 12B student generates its turns in chunks rather than all B x g at once. `sampling.reuse_cache`:
+    each dialogue keeps its keys and values between turns (generation.PrefixCache), so a turn prefills only
     what is new: the student's end-of-turn token and the teacher's reply; False re-reads the dialogue.
     """
     chat = chat or ChatFormat(tokenizer)
@@ -156,7 +157,7 @@ def rollout(student, tokenizer, problems: list[Problem], teacher, *, group_size:
         outs = generate(student, [d.ids for d in active], budgets, temperature=sampling.temperature,
                         top_p=sampling.top_p, stop_token_ids=chat.stop_ids, pad_token_id=chat.pad_id,
                         seed=derive_seed(seed, "turn", t), max_batch_tokens=sampling.max_batch_tokens,
-                        caches=[kept[id(d)] for d in active] if reuse_cache else None)
+                        caches=[kept[id(d)] for d in active] if sampling.reuse_cache else None)
         texts = tokenizer.batch_decode([[i for i in out if i not in chat.stop_ids] for out in outs],
                                        skip_special_tokens=True)
         verdicts = judge_all([d.problem for d in active], texts)

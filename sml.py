@@ -152,6 +152,9 @@ def parse_args(argv=None):
                    help="default: 48 for tiny, 1024 otherwise")
     p.add_argument("--max-dialogue-tokens", type=number(int, 1), default=None,
                    help="default: 512 for tiny, 8192 otherwise")
+    p.add_argument("--reuse-cache", action=argparse.BooleanOptionalAction, default=True,
+                   help="keep each dialogue's keys and values between turns (default; turned off when the memory "
+                   "plan cannot hold them); --no-reuse-cache re-reads the dialogue every turn")
     p.add_argument("--save-every", type=number(int, 1), default=50, help="checkpoint every K steps")
     p.add_argument("--judge", default=None,
                    help="a local chat model that classifies turn types (default: rules)")
@@ -385,7 +388,7 @@ def run_eval(args, model, tokenizer, suites, label, seeds, contexts) -> dict:
 def train_sampling(args) -> dialogue.Sampling:
     """How the student samples and how long a training dialogue may grow (N = --turns)."""
     return dialogue.Sampling(args.temperature, args.top_p, args.max_turn_tokens, args.max_dialogue_tokens,
-                             args.max_batch_tokens)
+                             args.max_batch_tokens, args.reuse_cache)
 
 
 def eval_sampling(args) -> dialogue.Sampling:
@@ -405,10 +408,11 @@ def make_teacher(args, student, tokenizer):
     if args.teacher in ("auto", "same"):
         # The starting weights, frozen: the base model itself, which either trains only adapters that the
         # teacher switches off, or stays untouched beside each seed's deep copy (fresh_student).
-        return dialogue.ModelTeacher(student, tokenizer, seed=distributed.rank_seed(args.seed))
+        return dialogue.ModelTeacher(student, tokenizer, seed=distributed.rank_seed(args.seed),
+                                     reuse_cache=args.reuse_cache)
     teacher_model, teacher_tok = evaluate.load(args.teacher, args.device)
     return dialogue.ModelTeacher(teacher_model.requires_grad_(False), teacher_tok,
-                                 seed=distributed.rank_seed(args.seed))
+                                 seed=distributed.rank_seed(args.seed), reuse_cache=args.reuse_cache)
 
 
 def plan_memory(args, student, teacher) -> int | None:
@@ -424,16 +428,28 @@ def plan_memory(args, student, teacher) -> int | None:
     # A rollout keeps every dialogue's keys and values between turns (generation.PrefixCache): the student's,
     # and the model teacher's view of it when the teacher is the student's own weights (same KV per token).
     kept = most * (2 if isinstance(teacher, dialogue.ModelTeacher) and teacher.reuse_cache
-                   and teacher_model is student else 1)
+                   and teacher_model is student else 1) if args.reuse_cache else 0
     settings = dict(lora_rank=args.lora_rank, lora_targets=args.lora_targets or lora.DEFAULT_TARGETS,
                     dtype=student.get_input_embeddings().weight.dtype, micro_batch=args.micro_batch,
                     max_dialogue_tokens=args.max_dialogue_tokens, grad_checkpointing=args.grad_checkpointing,
                     beta=args.beta, teacher_weights=teacher_weights, kept_dialogues=kept)
     auto = args.rollout_batch is None and args.model != "tiny"
-    try:
-        rollout_batch = memory.largest_rollout_batch(student.config, most, free, **settings) if auto \
+
+    def choose(settings):
+        batch = memory.largest_rollout_batch(student.config, most, free, **settings) if auto \
             else args.rollout_batch or most
-        plan = memory.memory_plan(student.config, rollout_batch=rollout_batch, **settings)
+        return batch, memory.memory_plan(student.config, rollout_batch=batch, **settings)
+    try:
+        rollout_batch, plan = choose(settings)
+        if plan["kv_kept"] and plan["total"] > free:   # the kept caches don't fit: re-read each turn instead
+            kept_plan = plan
+            rollout_batch, plan = choose(settings | {"kept_dialogues": 0})
+            if plan["total"] <= free:
+                args.reuse_cache = False
+                if isinstance(teacher, dialogue.ModelTeacher):
+                    teacher.reuse_cache = False
+                print(f"keys and values are not kept across turns: {kept_plan['kept_dialogues']} dialogues' caches "
+                      f"at {args.max_dialogue_tokens} tokens would not fit, so each turn re-reads its dialogue")
     except memory.PlanError as e:                         # an architecture memory.py has no layout for
         print(f"no memory plan: {e}")
         return args.rollout_batch * args.max_dialogue_tokens if args.rollout_batch else None

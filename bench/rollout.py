@@ -71,9 +71,9 @@ def main(argv=None):
             _sync(device)
             start = time.perf_counter()
             sampling = dialogue.Sampling(temperature=args.temperature, max_turn_tokens=turn_tokens,
-                                         max_dialogue_tokens=dialogue_tokens)
+                                         max_dialogue_tokens=dialogue_tokens, reuse_cache=reuse)
             ds = dialogue.rollout(model, tok, problems, teacher, group_size=args.group_size, max_turns=n,
-                                  sampling=sampling, seed=args.seed, reuse_cache=reuse)
+                                  sampling=sampling, seed=args.seed)
             _sync(device)
             seconds = time.perf_counter() - start
             student_tokens = sum(sum(d.student_mask) for d in ds)

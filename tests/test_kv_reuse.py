@@ -46,9 +46,9 @@ def count_prefill(monkeypatch) -> dict:
 def _tiny_rollout(model, tok, reuse, temperature=1.0, max_batch_tokens=None, **kw):
     problems = tasks.tiny_problems("math", "test", n=8)
     sampling = Sampling(temperature=temperature, max_turn_tokens=12, max_dialogue_tokens=300,
-                        max_batch_tokens=max_batch_tokens)
+                        max_batch_tokens=max_batch_tokens, reuse_cache=reuse)
     kw = {"group_size": 2, "max_turns": 4, **kw}
-    return rollout(model, tok, problems, HintTeacher(), sampling=sampling, reuse_cache=reuse, **kw)
+    return rollout(model, tok, problems, HintTeacher(), sampling=sampling, **kw)
 
 
 @pytest.mark.parametrize("cap", [None, 3 * 150])
@@ -115,9 +115,8 @@ def test_real_architectures_same_dialogues_with_and_without_reuse(monkeypatch, a
     for reuse in (False, True):
         before = counts["real"]
         teacher = ModelTeacher(model, tok, max_new_tokens=12, temperature=0, reuse_cache=reuse)
-        sampling = Sampling(temperature=0, max_turn_tokens=10, max_dialogue_tokens=1024)
-        runs.append(rollout(model, tok, problems, teacher, group_size=2, max_turns=3, sampling=sampling,
-                            reuse_cache=reuse))
+        sampling = Sampling(temperature=0, max_turn_tokens=10, max_dialogue_tokens=1024, reuse_cache=reuse)
+        runs.append(rollout(model, tok, problems, teacher, group_size=2, max_turns=3, sampling=sampling))
         prefilled.append(counts["real"] - before)
     assert [d.messages for d in runs[1]] == [d.messages for d in runs[0]]
     assert [d.segments for d in runs[1]] == [d.segments for d in runs[0]]

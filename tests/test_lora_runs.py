@@ -306,6 +306,27 @@ def test_the_plan_counts_the_caches_a_rollout_keeps_the_teachers_too_when_it_is_
     assert seen == [8, 16, 8]
 
 
+def test_caches_that_would_not_fit_are_not_kept_instead_of_refusing_the_run(tmp_path, monkeypatch, capsys):
+    """Kept caches are a speed-up: when the plan with them exceeds the free memory but the plan without them
+    fits, the run re-reads each turn (student and model teacher) instead of ending."""
+    student, tok = realarch.build("qwen2.5")
+    lora.add_lora(student, rank=4)
+    args = sml.parse_args(sml_args(tmp_path / "run", "--group-size", "16", "--micro-batch", "1",
+                                   "--rollout-batch", "2"))                                       # B x g = 32
+    teacher = dialogue.ModelTeacher(student, tok)
+    settings = dict(rollout_batch=2, lora_rank=4, dtype=torch.float32, micro_batch=1,
+                    max_dialogue_tokens=args.max_dialogue_tokens, grad_checkpointing=True)
+    without, kept = (memory.memory_plan(student.config, kept_dialogues=k, **settings)["total"] for k in (0, 64))
+    assert without < kept                                  # 32 dialogues' caches, and the teacher's view of each
+    loaded = sum(p.numel() * p.element_size() for p in student.parameters())
+    monkeypatch.setattr(memory, "free_bytes", lambda device: (without + kept) // 2 - loaded)
+    args.max_batch_tokens = sml.plan_memory(args, student, teacher)                  # as sml.run does
+    assert args.max_batch_tokens == 2 * args.max_dialogue_tokens
+    assert args.reuse_cache is False and teacher.reuse_cache is False
+    assert sml.train_sampling(args).reuse_cache is False and sml.eval_sampling(args).reuse_cache is False
+    assert "keys and values are not kept across turns: 64 dialogues" in capsys.readouterr().out
+
+
 def test_lora_and_checkpointing_are_on_for_real_models_and_off_for_the_tiny_one():
     tiny, real = sml.parse_args([]), sml.parse_args(["--model", "google/gemma-3-12b-it"])
     assert (tiny.lora_rank, tiny.grad_checkpointing, tiny.rollout_batch) == (0, False, None)
