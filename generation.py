@@ -208,12 +208,12 @@ def _keep(cache, attention, rows, leaving, out, prompts, budgets, stop_token_ids
     if all(c is None for c in caches):
         return
     starts = (attention.shape[1] - attention.sum(-1)).tolist()                    # (B_live,) first real column
-    rows, out = rows.tolist(), out.tolist()
+    rows = rows.tolist()
     for b in leaving.nonzero().squeeze(1).tolist():
         r = rows[b]
         if caches[r] is None:
             continue
-        new = trim([out[r]], [budgets[r]], stop_token_ids)[0]
+        new = trim([out[r].tolist()], [budgets[r]], stop_token_ids)[0]      # this row only: it runs every shrink
         ids = prompts[r] + new[:-1]
         s = starts[b]
         caches[r].ids = ids

