@@ -93,7 +93,8 @@ class Dialogue:
                  + (" (truncated)" if self.truncated else "") + (" (over-long turn)" if self.overlong else "")]
         for m in self.messages:
             if m["role"] == "teacher":
-                lines.append(f"  teacher  | {m['text']}" + ("   [LEAK]" if m.get("leak") else ""))
+                lines.append(f"  teacher  | {m['text']}" + ("   [LEAK]" if m.get("leak") else "")
+                             + (" (withheld: the dialogue ends here)" if m.get("withheld") else ""))
             else:
                 verdict = {True: "correct", False: "wrong", None: "no answer"}[m.get("correct")]
                 lines.append(f"  student {m['turn']}| {m['text']}   [{verdict}]")
@@ -182,6 +183,11 @@ def rollout(student, tokenizer, problems: list[Problem], teacher, *, group_size:
                     continue
                 leak = d.problem.answer is not None and verify.mentions_answer(reply, d.problem.answer)
                 d.leaks += leak
+                if leak and getattr(teacher, "withhold_leaks", False):   # README: "What a leaked reply does"
+                    d.messages.append({"role": "teacher", "turn": t + 1, "text": reply, "leak": True,
+                                       "withheld": True})
+                    d.truncated = d.done = True     # its next turn would copy: reward unknown, not trained on
+                    continue
                 d.segments.append(("teacher", chat.teacher_turn(reply)))
                 d.messages.append({"role": "teacher", "turn": t + 1, "text": reply, "leak": leak})
         bar.update(1)
@@ -220,6 +226,8 @@ def judge(problem: Problem, text: str) -> dict:
         passed, feedback = _run_tests(program, json.dumps(problem.tests, sort_keys=True), problem.func_name)
         return {"correct": passed, "feedback": feedback}
     answer = verify.extract_answer(text)
+    if answer is None and problem.answer_format == "number":
+        answer = verify.final_number(text)
     if answer is None:
         return {"correct": None, "answer": None}
     return {"correct": verify.math_equal(answer, problem.answer), "answer": answer}
@@ -279,6 +287,72 @@ class ShardTeacher:
         return replies
 
 
+def named_teacher(name: str):
+    """The teachers a command line names without a model: "verifier" (says how far off an answer is) and
+    "verdict" (says only that it is wrong), Fig. 2's strong and weak teacher; None for any other name."""
+    return VerifierTeacher({"verifier": "distance", "verdict": "verdict"}[name]) \
+        if name in ("verifier", "verdict") else None
+
+
+class VerifierTeacher:
+    """A teacher whose private knowledge k_t is the verifier's output on the student's latest turn (§4.1 lets
+    k_t depend on the student's utterances), said in a sentence. `detail` is how much of it it says, the axis
+    of Fig. 2 (a more informative teacher is a stronger one):
+      "verdict"   only that the answer is wrong ("That is not correct. Try again.");
+      "distance"  also in which direction and how far, for a numeric answer ("Not quite: 74 is 1 too high.").
+    Code gets the public tests' results either way (judge's feedback). It never states the answer, though
+    "distance" lets a student who subtracts find it: that is the information it gives."""
+
+    DETAILS = ("verdict", "distance")
+
+    def __init__(self, detail: str = "distance"):
+        if detail not in self.DETAILS:
+            raise ValueError(f"detail must be one of {self.DETAILS}, not {detail!r}")
+        self.detail = detail
+
+    def opening(self, problem: Problem) -> str:
+        return student_instructions(problem) + problem.statement
+
+    def reply(self, dialogues: list[Dialogue]) -> list[str]:
+        return [self.say(d.problem, d.student_turns()[-1]) for d in dialogues]
+
+    def say(self, problem: Problem, turn: dict) -> str:
+        if problem.task == "code":
+            return turn.get("feedback") or "Your program did not pass the tests. Try again."
+        if turn.get("answer") is None:
+            return "I could not find your answer. End your reply with it."
+        x, gold = _number(turn["answer"]), _number(problem.answer)
+        if self.detail == "verdict" or x is None or gold is None:
+            return "That is not correct. Try again."
+        d = abs(x - gold)
+        return f"Not quite: {turn['answer']} is {int(d) if d == int(d) else d} too {'high' if x > gold else 'low'}."
+
+    def uptake(self, dialogues: list[Dialogue]) -> tuple[float | None, int]:
+        return closer_uptake(dialogues)
+
+
+def closer_uptake(dialogues: list[Dialogue]) -> tuple[float | None, int]:
+    """Feedback uptake on numeric answers, whatever the teacher: of the teacher's replies to a wrong numeric
+    answer that were followed by another numeric answer, the fraction whose next answer is strictly closer to
+    the gold. Returns (rate or None, cases)."""
+    closer = cases = 0
+    for d in dialogues:
+        gold = _number(d.problem.answer)
+        answers = [_number(m.get("answer")) for m in d.student_turns()]
+        for this, nxt in zip(answers, answers[1:]):
+            if gold is not None and this is not None and nxt is not None:
+                cases += 1
+                closer += abs(nxt - gold) < abs(this - gold)
+    return (closer / cases if cases else None), cases
+
+
+def _number(s) -> float | None:
+    try:
+        return float(str(s).replace(",", "").strip())
+    except ValueError:
+        return None
+
+
 class ModelTeacher:
     """A frozen LLM teacher (§4.1): by default the student's starting weights, frozen.
 
@@ -296,7 +370,14 @@ class ModelTeacher:
     first message and changes each turn, so everything after the problem statement is prefilled again.
     The caches last while the dialogue does, or until `forget()` (the end of a rollout); `reuse_cache=False`
     prefills each view whole.
+
+    A reply that states the answer (verify.mentions_answer) is withheld, and the dialogue ends there, cut like
+    one that ran out of context: the student's next turn would only copy it, so its reward would say nothing
+    about learning from feedback; it is left out of training and counts as unsolved at evaluation. How often
+    that happens is eval.json's teacher_leak_rate.
     """
+
+    withhold_leaks = True
 
     def __init__(self, model, tokenizer, max_new_tokens: int = 512, temperature: float = 0.7, seed: int = 0,
                  max_batch_tokens: int | None = None, reuse_cache: bool = True):
@@ -311,6 +392,9 @@ class ModelTeacher:
 
     def opening(self, problem: Problem) -> str:
         return student_instructions(problem) + problem.statement
+
+    def uptake(self, dialogues: list[Dialogue]) -> tuple[float | None, int]:
+        return closer_uptake(dialogues)
 
     def reply(self, dialogues: list[Dialogue]) -> list[str]:
         prompts = [self.chat.encode_messages(self.teacher_view(d)) for d in dialogues]
@@ -367,6 +451,9 @@ def student_instructions(problem: Problem) -> str:
     if problem.task == "code":
         return ("Write a Python program for the task below. Put it in one ```python block. A teacher who "
                 "sees test results will reply; use the feedback to fix your program.\n\n")
+    if problem.answer_format == "number":   # a small model follows an example better than a rule
+        return ("Answer the question. End with the answer, like this:\nQuestion: What is 2 + 3?\nAnswer: "
+                "2 + 3 = 5\n\nIf a teacher replies, use the feedback to correct your answer.\n\nQuestion: ")
     return ("Solve the problem below. Put your final answer in \\boxed{}. A teacher will reply; "
             "use the feedback to improve your answer.\n\n")
 

@@ -356,7 +356,8 @@ def parse_args(argv=None):
     p.add_argument("--label", action="append",
                    help="a model's name in the tables; one per --model (default: folder name)")
     p.add_argument("--task", choices=["math", "code"], default="math")
-    p.add_argument("--data", default="tiny", help="tiny, a dataset file or folder, 'hub', or 'humaneval' (code)")
+    p.add_argument("--data", default="tiny", help="tiny, arith (sums for a small real model), a dataset file or "
+                   "folder, 'hub', or 'humaneval' (code)")
     p.add_argument("--dataset",
                    help="which dataset --data holds (default: omni-math, or livecodebench for code)")
     p.add_argument("--sharded-data", help="Lost in Conversation JSON (path or 'hub'): adds '<task>-sharded' and "
@@ -371,7 +372,8 @@ def parse_args(argv=None):
     p.add_argument("--temperature", type=number(float, 0), default=1.0, help="0: greedy")
     p.add_argument("--top-p", type=number(float, high=1, above=0), default=1.0)
     p.add_argument("--teacher", default="auto", help="auto: scripted in the tiny world, else the first --model "
-                   "(frozen) teaches every student; same: each student its own copy; scripted; "
+                   "(frozen) teaches every student; same: each student its own copy; scripted; verifier "
+                   "(how far off a numeric answer is); verdict (only that it is wrong); "
                    "or a hub id / folder")
     p.add_argument("--problems", type=number(int, 1),
                    help="how many test problems (default: 200 tiny, all else)")
@@ -421,7 +423,7 @@ def main(argv=None) -> dict:
     runfolder.make_folder(args.out / "dialogues")
     judge = JudgeClassifier(*load(args.judge, args.device)) if args.judge else None
     teacher_model = None   # (model, tokenizer) of an LLM teacher shared by every student
-    if args.teacher not in ("auto", "same", "scripted"):
+    if args.teacher not in ("auto", "same", "scripted", "verifier", "verdict"):
         teacher_model = load(args.teacher, args.device)
         teacher_model[0].requires_grad_(False)
     sampling = dialogue.Sampling(args.temperature, args.top_p, args.max_turn_tokens, args.max_dialogue_tokens,
@@ -433,7 +435,9 @@ def main(argv=None) -> dict:
         student, tokenizer = load(name, args.device)
         if k == 0 and args.teacher == "auto" and not tiny:
             teacher_model = (student, tokenizer)   # the first model (the base) teaches everyone: kept loaded
-        if args.teacher == "scripted" or (args.teacher == "auto" and tiny):
+        if dialogue.named_teacher(args.teacher):
+            main_teacher = dialogue.named_teacher(args.teacher)
+        elif args.teacher == "scripted" or (args.teacher == "auto" and tiny):
             main_teacher = tinyworld.scripted_teacher(args.task)
         else:
             model, tok = (student, tokenizer) if args.teacher == "same" else teacher_model

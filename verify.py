@@ -4,6 +4,8 @@ A dialogue is scored by the turn at which the student first gives a correct fina
 
     extract_answer(text)          the student's final answer: the content of the last \\boxed{...} (or
                                   \\fbox{}); a dialogue needs the box to tell an answer from a question
+    final_number(text)            the last number of a reply: the answer of a problem whose format is
+                                  "number" (tasks.arith_problems: a small model seldom boxes)
     math_equal(pred, gold)        the same mathematical object? Each may be a bare answer or text holding
                                   \\boxed{...}; a gold in $...$ or \\boxed{} is fine
     mentions_answer(text, gold)   does a teacher's hint or a student's question give the gold away?
@@ -91,6 +93,17 @@ def extract_answer(text: str) -> str | None:
     is empty, or when its braces never close (a reply cut off by the token budget: no final answer)."""
     boxes = list(BOX_RE.finditer(text or ""))
     return _box_content(text, boxes[-1].end()) if boxes else None
+
+
+_FINAL_NUMBER_RE = re.compile(r"(?<![\w.])-?\d{1,3}(?:,\d{3})+(?![\d,])|(?<![\w.])-?\d+(?:\.\d+)?(?![\w])")
+
+
+def final_number(text: str) -> str | None:
+    """The last number written in `text` ("41 + 32 = 73." -> "73"; thousands' commas dropped), None if it has
+    none: lm-evaluation-harness's "flexible extract" for GSM8K. A number glued to letters (x2, 3rd) is no
+    answer."""
+    numbers = _FINAL_NUMBER_RE.findall(text or "")
+    return numbers[-1].replace(",", "") if numbers else None
 
 
 def math_equal(pred: str | None, gold: str | None, timeout_s: float = 5.0) -> bool:

@@ -304,3 +304,43 @@ def test_a_truncated_weights_file_is_one_sentence(tok, model, tmp_path):
     weights.write_bytes(weights.read_bytes()[:1000])
     with pytest.raises(UserError, match="Could not load the model"):
         dialogue.load_model(str(tmp_path / "m"), "cpu")
+
+
+def test_a_model_teachers_leaked_reply_is_withheld_and_ends_the_dialogue_cut(monkeypatch, tok):
+    class LeakyModel(HintTeacher):
+        withhold_leaks = True                     # what dialogue.ModelTeacher does
+        def reply(self, dialogues):
+            return ["It is 85." for _ in dialogues]
+    p = tasks.Problem(id="p", task="math", statement="What is 40 + 45?", answer="85", source="tiny")
+    _scripted(monkeypatch, tok, [["\\boxed{84}"], ["\\boxed{85}"]])
+    d = rollout(None, tok, [p], LeakyModel(), max_turns=3)[0]
+    assert d.leaks == 1 and d.truncated and d.turns == 1 and d.success_turn is None   # no copied answer
+    assert d.messages[-1]["withheld"] and [r for r, _ in d.segments] == ["teacher", "student"]  # never delivered
+    assert "withheld" in d.render()
+    assert dialogue.ModelTeacher.withhold_leaks and not getattr(ShardTeacher(), "withhold_leaks", False)
+
+
+def test_verifier_teacher_says_how_far_off_and_the_weak_one_only_that_it_is_wrong():
+    p = tasks.arith_problems("test", n=1)[0]
+    gold = int(p.answer)
+    strong, weak = dialogue.named_teacher("verifier"), dialogue.named_teacher("verdict")
+    assert dialogue.named_teacher("auto") is None
+    turn = dialogue.judge(p, f"So it is {gold + 3}.")
+    assert turn["correct"] is False
+    assert strong.say(p, turn) == f"Not quite: {gold + 3} is 3 too high."
+    assert strong.say(p, dialogue.judge(p, f"= {gold - 12}")) == f"Not quite: {gold - 12} is 12 too low."
+    assert weak.say(p, turn) == "That is not correct. Try again."
+    assert "could not find" in strong.say(p, dialogue.judge(p, "I do not know."))
+    assert not any(dialogue.verify.mentions_answer(t.say(p, turn), p.answer) for t in (strong, weak))
+    assert strong.opening(p).endswith(p.statement) and "End with the answer" in strong.opening(p)
+
+
+def test_closer_uptake_counts_next_answers_that_move_towards_the_gold(monkeypatch, tok):
+    p = tasks.Problem(id="p", task="math", statement="What is 40 + 45?", answer="85", source="arith",
+                      answer_format="number")
+    # 80 -> 83 (closer) -> 90 (farther) -> no number -> 85 (not counted: the turn before gave no number)
+    _scripted(monkeypatch, tok, [["80"], ["83"], ["90"], ["hmm"], ["85"]])
+    d = rollout(None, tok, [p], dialogue.named_teacher("verifier"), max_turns=5)[0]
+    assert d.success_turn == 5 and d.messages[2]["text"] == "Not quite: 80 is 5 too low."
+    assert dialogue.closer_uptake([d]) == (0.5, 2)
+    assert dialogue.named_teacher("verifier").uptake([d]) == (0.5, 2)

@@ -441,3 +441,19 @@ def test_empty_datasets_and_misplaced_livecodebench_are_one_sentence(tmp_path):
             tasks.load_task(name, str(tmp_path / path))
     with pytest.raises(tasks.DataError, match="LiveCodeBench with --eval-data"):
         tasks.load_task("opencodeinstruct", os.path.join(FIX, "livecodebench.jsonl"))
+
+
+def test_arith_problems_split_without_overlap_and_answer_with_the_last_number():
+    train, test = tasks.arith_problems("train"), tasks.arith_problems("test")
+    assert len(train) + len(test) == 90 * 90 and 0.15 < len(test) / 8100 < 0.25
+    assert not {p.id for p in train} & {p.id for p in test}
+    p = test[0]
+    assert p.answer == str(p.meta["a"] + p.meta["b"]) and p.answer_format == "number"
+    assert tasks.load_task("arith", split="test", n=5, seed=3) == tasks.arith_problems("test", 5, seed=3)
+    assert tasks.data_source("arith", "omni-math") == ("arith", None)
+    import dialogue
+    assert dialogue.judge(p, f"{p.meta['a']} + {p.meta['b']} = {p.answer}.")["correct"] is True
+    assert dialogue.judge(p, f"It is \\boxed{{{p.answer}}}, not 3.")["correct"] is True     # a box wins
+    assert dialogue.judge(p, "No idea.")["correct"] is None
+    boxed_only = tasks.Problem(id="q", task="math", statement="?", answer=p.answer)
+    assert dialogue.judge(boxed_only, f"= {p.answer}")["correct"] is None      # "boxed" problems need the box

@@ -264,3 +264,10 @@ def test_normalize_answer_and_box_pattern():
     assert normalize_answer(r"\text{Yes}") == "Yes"
     assert normalize_answer("x+1") != normalize_answer("x-1")
     assert [m.group(0) for m in verify.BOX_RE.finditer(r"\boxed{1} \fbox{2} \boxedx")] == [r"\boxed", r"\fbox"]
+
+
+@pytest.mark.parametrize("text, number", [("41 + 32 = 73.", "73"), ("The answer is 1,234 apples", "1234"),
+                                          ("so -5", "-5"), ("2.5, then 3.", "3"), ("x2 and the 3rd", None),
+                                          ("no number", None), ("", None), ("7,425,000", "7425000")])
+def test_final_number_is_the_last_number_of_a_reply(text, number):
+    assert verify.final_number(text) == number
