@@ -187,11 +187,14 @@ def success_entry(by_seed: list[list], n_turns: int, seeds) -> dict:
     curves = [success_curve(ds, n_turns) for ds in by_seed]
     mean, ci = mean_ci(curves)
     replies = sum(m["role"] == "teacher" for d in every for m in d.messages[1:])   # the opening is no reply
+    turns = [m for d in every for m in d.student_turns()]
     return {"n_problems": len(by_seed[0]), "n_turns": n_turns, "seeds": list(seeds), "success_at_turn": mean,
             "ci95": ci, "per_seed": curves,
             "teacher_leak_rate": sum(d.leaks for d in every) / max(1, replies),
             "truncated_rate": sum(d.truncated for d in every) / len(every),
-            "overlong_rate": sum(d.overlong for d in every) / len(every)}
+            "overlong_rate": sum(d.overlong for d in every) / len(every),
+            # well-formed: the verifier could read an answer (a box, a program; a last number for arith)
+            "answer_rate": sum(m.get("correct") is not None for m in turns) / max(1, len(turns))}
 
 
 def behaviour_entry(dialogues, task: str, classifier, sharded: bool) -> dict:
@@ -376,26 +379,29 @@ def parse_args(argv=None):
                    "(how far off a numeric answer is); verdict (only that it is wrong); "
                    "or a hub id / folder")
     p.add_argument("--problems", type=number(int, 1),
-                   help="how many test problems (default: 200 tiny, all else)")
+                   help="how many test problems (default: 200 tiny or arith, all else)")
     p.add_argument("--judge", help="a local chat model that classifies turn types (default: rules)")
     p.add_argument("--answer-loss", action="store_true", help="also compute Fig. 3's loss on the correct "
                    "answer, on contexts shared by every model: the tiny world's reference dialogues, else the "
                    "first model's")
     p.add_argument("--trained-on", choices=["math", "code"], help="the task the models were trained on: adds "
                    "the transfer table (Fig. 4), e.g. --task code --trained-on math")
-    p.add_argument("--max-turn-tokens", type=number(int, 1), help="default: 48 for tiny data, 1024 otherwise")
+    p.add_argument("--max-turn-tokens", type=number(int, 1),
+                   help="default: 48 for tiny data, 96 for arith, 1024 otherwise")
     p.add_argument("--max-dialogue-tokens", type=number(int, 1),
-                   help="default: 1024 for tiny data, 16384 otherwise (twice sml.py's training budget: "
+                   help="default: 1024 for tiny data, 2048 for arith, 16384 otherwise (twice sml.py's training budget: "
                    "N = 10 turns)")
     p.add_argument("--rollout-batch", type=number(int, 1), help="dialogues per generate call at the full "
                    "context (default: every problem at once); a 12B model on one GPU needs a few (README)")
     p.add_argument("--device")
     p.add_argument("--out", help="default: runs/eval-<task>-<time>")
     args = p.parse_args(argv)
-    tiny = args.data == "tiny"
+    tiny, arith = args.data == "tiny", args.data == "arith"
     args.model = args.model or ["tiny"]
-    args.max_turn_tokens = args.max_turn_tokens or (48 if tiny else 1024)
-    args.max_dialogue_tokens = args.max_dialogue_tokens or (1024 if tiny else 16384)   # as sml.py's evaluation
+    args.problems = args.problems or (200 if arith else None)
+    args.max_turn_tokens = args.max_turn_tokens or (48 if tiny else 96 if arith else 1024)
+    # as sml.py's evaluation: twice its training budget
+    args.max_dialogue_tokens = args.max_dialogue_tokens or (1024 if tiny else 2048 if arith else 16384)
     args.out = Path(args.out or f"runs/eval-{args.task}-{time.strftime('%Y%m%d-%H%M%S')}")
     args.max_batch_tokens = args.rollout_batch * args.max_dialogue_tokens if args.rollout_batch else None
     return args

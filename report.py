@@ -117,7 +117,8 @@ def _markdown(results: dict, plots: list[str] | None, n_turns_train: int | None 
                          _num(e, "success_when_not_asked", True), _num(e, "premature_answer_rate", True),
                          _num(e, "premature_answers_per_conversation"), _num(e, "feedback_uptake", True),
                          _num(e, "teacher_leak_rate", True), _num(e, "truncated_rate", True),
-                         _num(e, "overlong_rate", True), e.get("turn_type_classifier", "–")])
+                         _num(e, "overlong_rate", True), _num(e, "answer_rate", True),
+                         e.get("turn_type_classifier", "–")])
             if "turn_types" in e:
                 spread = e.get("seed_ci95") or {}
                 types.append([label, task] + [f"{100 * e['turn_types'].get(k, 0.0):.1f}" + (
@@ -126,10 +127,12 @@ def _markdown(results: dict, plots: list[str] | None, n_turns_train: int | None 
     lines += ["", "## Behaviour (§5.2, §6.4)", "",
               "Success when asked / not asked: success of the dialogues in which the student asked at least one "
               "question / none. Feedback uptake: of the wrong attempts that the teacher's feedback could correct, "
-              "the share whose next attempt agreed with it (scripted teachers only).", ""]
+              "the share whose next attempt agreed with it (scripted teachers); with other teachers, of the wrong "
+              "numeric answers followed by another, the share that moved closer to the gold. Answered: the share "
+              "of student turns in which the verifier could read an answer (well-formed).", ""]
     lines += _table(["model", "task", "questions / conversation", "success when asked", "success when not asked",
                      "premature answer rate", "premature answers / conversation", "feedback uptake",
-                     "teacher leak rate", "truncated", "over-long turn", "turn types by"], rows)
+                     "teacher leak rate", "truncated", "over-long turn", "answered", "turn types by"], rows)
     if types:
         lines += ["", "## Turn types (% of student turns)", ""] + _table(["model", "task", *TURN_TYPES], types)
     losses = [(label, task, e["answer_loss_by_turn"], e.get("answer_loss_ci95"))
@@ -365,7 +368,7 @@ def validate_eval_json(obj) -> None:
             per_seed = e.get("per_seed", [])
             check(isinstance(per_seed, list) and all(isinstance(c, list) and len(c) == len(s) for c in per_seed), w,
                   f"'per_seed' should be a list of curves of {len(s)} values")
-            for key in ("teacher_leak_rate", "truncated_rate", "overlong_rate", "premature_answer_rate"):
+            for key in ("teacher_leak_rate", "truncated_rate", "overlong_rate", "premature_answer_rate", "answer_rate"):
                 check(num(e.get(key, 0), 1), w, f"{key!r} should be a rate in [0, 1], not {e.get(key)!r}")
             for key in (*ANSWER_LOSS_CURVES, "answer_placed_share"):
                 values = e.get(key) or []

