@@ -319,12 +319,13 @@ def evaluate_model(model, tokenizer, suites: dict, label: str, seeds, n_turns: i
     return results, first
 
 
-def load(name: str, device: str | None = None, seed: int = 0):
-    """(model, tokenizer): "tiny" is the tiny world's base model (warmed up once, then cached)."""
+def load(name: str, device: str | None = None, seed: int = 0, dtype: str = "auto"):
+    """(model, tokenizer): "tiny" is the tiny world's base model (warmed up once, then cached; always fp32, as
+    its results were measured); else dialogue.load_model in `dtype` ("auto", "float32" or "bfloat16")."""
     if name == "tiny":
         model, tokenizer = tinyworld.load_tiny(seed=seed)
         return model.to(device or ("cuda" if torch.cuda.is_available() else "cpu")), tokenizer
-    return dialogue.load_model(name, device)
+    return dialogue.load_model(name, device, dialogue.DTYPES[dtype])
 
 
 def run_folder_of(model: str) -> Path | None:
@@ -372,7 +373,7 @@ def parse_args(argv=None):
                    help="the training horizon, marked on the plots (0: none)")
     p.add_argument("--seeds", type=number(int, 1), default=3,
                    help="rollouts of each problem, one per seed 0..k-1")
-    p.add_argument("--temperature", type=number(float, 0), default=1.0, help="0: greedy")
+    p.add_argument("--temperature", type=number(float, 0), default=None, help="0: greedy (default: 1.0, 0.3 for arith)")
     p.add_argument("--top-p", type=number(float, high=1, above=0), default=1.0)
     p.add_argument("--teacher", default="auto", help="auto: scripted in the tiny world, else the first --model "
                    "(frozen) teaches every student; same: each student its own copy; scripted; verifier "
@@ -394,11 +395,15 @@ def parse_args(argv=None):
     p.add_argument("--rollout-batch", type=number(int, 1), help="dialogues per generate call at the full "
                    "context (default: every problem at once); a 12B model on one GPU needs a few (README)")
     p.add_argument("--device")
+    p.add_argument("--dtype", choices=list(dialogue.DTYPES), default="auto",
+                   help="of a real model's weights; auto: bf16 on CUDA, fp32 on a CPU (bfloat16 is faster on CPUs with "
+                   "native bf16)")
     p.add_argument("--out", help="default: runs/eval-<task>-<time>")
     args = p.parse_args(argv)
     tiny, arith = args.data == "tiny", args.data == "arith"
     args.model = args.model or ["tiny"]
     args.problems = args.problems or (200 if arith else None)
+    args.temperature = (0.3 if arith else 1.0) if args.temperature is None else args.temperature
     args.max_turn_tokens = args.max_turn_tokens or (48 if tiny else 96 if arith else 1024)
     # as sml.py's evaluation: twice its training budget
     args.max_dialogue_tokens = args.max_dialogue_tokens or (1024 if tiny else 2048 if arith else 16384)
@@ -430,7 +435,7 @@ def main(argv=None) -> dict:
     judge = JudgeClassifier(*load(args.judge, args.device)) if args.judge else None
     teacher_model = None   # (model, tokenizer) of an LLM teacher shared by every student
     if args.teacher not in ("auto", "same", "scripted", "verifier", "verdict"):
-        teacher_model = load(args.teacher, args.device)
+        teacher_model = load(args.teacher, args.device, dtype=args.dtype)
         teacher_model[0].requires_grad_(False)
     sampling = dialogue.Sampling(args.temperature, args.top_p, args.max_turn_tokens, args.max_dialogue_tokens,
                                  args.max_batch_tokens)
@@ -438,7 +443,7 @@ def main(argv=None) -> dict:
     contexts = {args.task: None} if args.answer_loss and args.task == "math" else {}
     results = {}
     for k, (name, label) in enumerate(zip(args.model, labels)):
-        student, tokenizer = load(name, args.device)
+        student, tokenizer = load(name, args.device, dtype=args.dtype)
         if k == 0 and args.teacher == "auto" and not tiny:
             teacher_model = (student, tokenizer)   # the first model (the base) teaches everyone: kept loaded
         if dialogue.named_teacher(args.teacher):
@@ -447,7 +452,8 @@ def main(argv=None) -> dict:
             main_teacher = tinyworld.scripted_teacher(args.task)
         else:
             model, tok = (student, tokenizer) if args.teacher == "same" else teacher_model
-            main_teacher = dialogue.ModelTeacher(model, tok, max_batch_tokens=args.max_batch_tokens)
+            main_teacher = dialogue.ModelTeacher(model, tok, max_batch_tokens=args.max_batch_tokens,
+                                                 max_new_tokens=min(512, 2 * args.max_turn_tokens))
         chat = dialogue.ChatFormat(tokenizer)
         suites = eval_suites(eval_tasks, {args.task: main_teacher}, chat, sampling, tiny)
         results[label], _ = evaluate_model(student, tokenizer, suites, label, range(args.seeds), args.turns,

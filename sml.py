@@ -148,7 +148,8 @@ def parse_args(argv=None):
                    help="training seeds (the paper: 3, for 95%% CIs)")
     p.add_argument("--eval-seeds", type=number(int, 1), default=3,
                    help="sampling seeds of the base model's evaluation, so that it has a CI too")
-    p.add_argument("--temperature", type=number(float, 0), default=1.0, help="0: greedy")
+    p.add_argument("--temperature", type=number(float, 0), default=None,
+                   help="0: greedy. Default 1.0; 0.3 for arith, where a 135M model's sums fall apart at 1.0")
     p.add_argument("--top-p", type=number(float, high=1, above=0), default=1.0)
     p.add_argument("--max-turn-tokens", type=number(int, 1), default=None,
                    help="default: 48 for tiny, 96 for arith, 1024 otherwise")
@@ -163,6 +164,9 @@ def parse_args(argv=None):
     p.add_argument("--show", type=number(int, 0), default=4, help="dialogues to print")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None)
+    p.add_argument("--dtype", choices=list(dialogue.DTYPES), default="auto",
+                   help="of a real model's weights; auto: bf16 on CUDA, fp32 on a CPU (bfloat16 is faster on CPUs with "
+                   "native bf16)")
     p.add_argument("--out", default=None)
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoints")
     args = p.parse_args(argv)
@@ -177,6 +181,7 @@ def parse_args(argv=None):
     if args.problems is None:
         args.problems = (TINY_CODE_PROBLEMS if args.task == "code" else TINY_MATH_PROBLEMS) if tiny else 2000
     args.eval_problems = args.eval_problems or (200 if tiny or arith else 500)
+    args.temperature = (0.3 if arith else 1.0) if args.temperature is None else args.temperature
     # a sum's answer takes a line: a small model that has not ended its turn by 96 tokens is rambling
     args.max_turn_tokens = args.max_turn_tokens or (48 if tiny else 96 if arith else 1024)
     args.max_dialogue_tokens = args.max_dialogue_tokens or (512 if tiny else 1024 if arith else 8192)
@@ -232,7 +237,7 @@ def run(args):
     train_problems = load_problems(args, "train", n=16 if args.stage == "rollout" else args.problems)
     test_problems = eval_problems(args) if args.stage == "all" else {}
     # rank 0 first: the tiny model's first load warms it up into a cache that the other ranks then read
-    base, tokenizer = distributed.on_main(lambda: evaluate.load(args.model, args.device, seed=args.seed),
+    base, tokenizer = distributed.on_main(lambda: evaluate.load(args.model, args.device, args.seed, args.dtype),
                                           then_all=True)
     chat = dialogue.ChatFormat(tokenizer)                # fail now, clearly, on an unusable chat template
     if args.lora_rank:        # one copy of the weights: adapters on = the student, off = teacher and reference
@@ -318,7 +323,7 @@ def train_one(args, student, tokenizer, teacher, problems, seed: int):
         if lora.adapters(student):
             lora.load_adapters(student, final)
             return student
-        return dialogue.load_model(str(final), args.device)[0]
+        return dialogue.load_model(str(final), args.device, dialogue.DTYPES[args.dtype])[0]
     m = args.method
     if m in ("mt-rl", "st-rl", "st-rl-g32"):
         group_size = 32 if m == "st-rl-g32" else args.group_size
@@ -417,10 +422,15 @@ def make_teacher(args, student, tokenizer):
         # The starting weights, frozen: the base model itself, which either trains only adapters that the
         # teacher switches off, or stays untouched beside each seed's deep copy (fresh_student).
         return dialogue.ModelTeacher(student, tokenizer, seed=distributed.rank_seed(args.seed),
-                                     reuse_cache=args.reuse_cache)
-    teacher_model, teacher_tok = evaluate.load(args.teacher, args.device)
-    return dialogue.ModelTeacher(teacher_model.requires_grad_(False), teacher_tok,
+                                     reuse_cache=args.reuse_cache, max_new_tokens=teacher_tokens(args))
+    teacher_model, teacher_tok = evaluate.load(args.teacher, args.device, dtype=args.dtype)
+    return dialogue.ModelTeacher(teacher_model.requires_grad_(False), teacher_tok, max_new_tokens=teacher_tokens(args),
                                  seed=distributed.rank_seed(args.seed), reuse_cache=args.reuse_cache)
+
+
+def teacher_tokens(args) -> int:
+    """A model teacher's reply cap: twice a student turn's, at most 512 (a 96-token arith turn: 192)."""
+    return min(512, 2 * args.max_turn_tokens)
 
 
 def plan_memory(args, student, teacher) -> int | None:
