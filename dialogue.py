@@ -133,7 +133,6 @@ def rollout(student, tokenizer, problems: list[Problem], teacher, *, group_size:
     what is new: the student's end-of-turn token and the teacher's reply; False re-reads the dialogue.
     """
     chat = chat or ChatFormat(tokenizer)
-    max_turn_tokens, max_dialogue_tokens = sampling.max_turn_tokens, sampling.max_dialogue_tokens
     dialogues = []
     for i, p in enumerate(problems):
         for _ in range(group_size):
@@ -145,45 +144,18 @@ def rollout(student, tokenizer, problems: list[Problem], teacher, *, group_size:
     kept = {}                                  # id(dialogue) -> its keys and values while it goes on
     bar = _progress(max_turns, "rollout", progress)
     for t in range(1, max_turns + 1):
-        active = [d for d in dialogues if not d.done]
-        for d in active:                       # no room left for a student turn: cut, not scored
-            if max_dialogue_tokens - len(d.ids) < 2:
-                d.truncated = d.done = True
-        active = [d for d in active if not d.done]
+        active = student_turn(student, tokenizer, chat, dialogues, t, sampling, seed, kept)
         if not active:
             break
-        budgets = [min(max_turn_tokens, max_dialogue_tokens - len(d.ids)) for d in active]
-        kept = {id(d): kept.get(id(d)) or PrefixCache() for d in active}     # an ended dialogue's cache goes
-        outs = generate(student, [d.ids for d in active], budgets, temperature=sampling.temperature,
-                        top_p=sampling.top_p, stop_token_ids=chat.stop_ids, pad_token_id=chat.pad_id,
-                        seed=derive_seed(seed, "turn", t), max_batch_tokens=sampling.max_batch_tokens,
-                        caches=[kept[id(d)] for d in active] if sampling.reuse_cache else None)
-        texts = tokenizer.batch_decode([[i for i in out if i not in chat.stop_ids] for out in outs],
-                                       skip_special_tokens=True)
-        verdicts = judge_all([d.problem for d in active], texts)
-        for d, out, text, verdict, budget in zip(active, outs, texts, verdicts, budgets):
-            d.segments.append(("student", out))
-            d.messages.append({"role": "student", "turn": t, "text": text.strip(), **verdict})
-            ended = out[-1] in chat.stop_ids
-            if not ended and budget < max_turn_tokens:   # the context ran out mid-turn: reward unknown
-                d.truncated = d.done = True
-            elif not ended:                              # the student never ended its turn: a failure
-                d.overlong = d.done = True
-            elif verdict["correct"]:
-                d.success_turn, d.done = t, True
         wrong = [d for d in active if not d.done]
         if on_incorrect is not None and wrong and t < max_turns:   # only a turn the teacher will answer
             on_incorrect(wrong, t)
         if t < max_turns and wrong:
-            replies = teacher.reply(wrong)
-            for d, reply in zip(wrong, replies):
+            for d, reply in zip(wrong, teacher.reply(wrong)):
                 if reply is None:              # the teacher has nothing left to say (last shard given)
                     d.done = True
                     continue
-                leak = d.problem.answer is not None and verify.mentions_answer(reply, d.problem.answer)
-                d.leaks += leak
-                d.segments.append(("teacher", chat.teacher_turn(reply)))
-                d.messages.append({"role": "teacher", "turn": t + 1, "text": reply, "leak": leak})
+                teacher_turn(d, chat, reply, t + 1)
         bar.update(1)
         bar.set_postfix(solved=f"{sum(d.success_turn is not None for d in dialogues)}/{len(dialogues)}")
     bar.close()
@@ -191,6 +163,51 @@ def rollout(student, tokenizer, problems: list[Problem], teacher, *, group_size:
         d.done = True
     getattr(teacher, "forget", lambda: None)()     # a model teacher's caches end with the rollout
     return dialogues
+
+
+def student_turn(student, tokenizer, chat: ChatFormat, dialogues: list[Dialogue], t: int, sampling: Sampling,
+                 seed: int, kept: dict) -> list[Dialogue]:
+    """Turn t of the student in every dialogue that goes on (u_t^S ~ pi_S(.|c_t)), in one generate call, each
+    judged by verify.py (R). Returns the dialogues that took the turn; a dialogue that ended here is done: solved,
+    cut by the context (truncated) or never ending its turn (overlong). `kept` maps id(dialogue) to its keys and
+    values (generation.PrefixCache), updated in place: an ended dialogue's go. chat.py takes its turns here too."""
+    active = [d for d in dialogues if not d.done]
+    for d in active:                           # no room left for a student turn: cut, not scored
+        if sampling.max_dialogue_tokens - len(d.ids) < 2:
+            d.truncated = d.done = True
+    active = [d for d in active if not d.done]
+    if not active:
+        return []
+    budgets = [min(sampling.max_turn_tokens, sampling.max_dialogue_tokens - len(d.ids)) for d in active]
+    caches = {id(d): kept.get(id(d)) or PrefixCache() for d in active}
+    kept.clear()                               # an ended dialogue's cache goes
+    kept.update(caches)
+    outs = generate(student, [d.ids for d in active], budgets, temperature=sampling.temperature,
+                    top_p=sampling.top_p, stop_token_ids=chat.stop_ids, pad_token_id=chat.pad_id,
+                    seed=derive_seed(seed, "turn", t), max_batch_tokens=sampling.max_batch_tokens,
+                    caches=[kept[id(d)] for d in active] if sampling.reuse_cache else None)
+    texts = tokenizer.batch_decode([[i for i in out if i not in chat.stop_ids] for out in outs],
+                                   skip_special_tokens=True)
+    verdicts = judge_all([d.problem for d in active], texts)
+    for d, out, text, verdict, budget in zip(active, outs, texts, verdicts, budgets):
+        d.segments.append(("student", out))
+        d.messages.append({"role": "student", "turn": t, "text": text.strip(), **verdict})
+        ended = out[-1] in chat.stop_ids
+        if not ended and budget < sampling.max_turn_tokens:   # the context ran out mid-turn: reward unknown
+            d.truncated = d.done = True
+        elif not ended:                                       # the student never ended its turn: a failure
+            d.overlong = d.done = True
+        elif verdict["correct"]:
+            d.success_turn, d.done = t, True
+    return active
+
+
+def teacher_turn(d: Dialogue, chat: ChatFormat, reply: str, turn: int) -> None:
+    """Append the teacher's reply as its turn `turn` (u_turn^T), checked for a leak of the answer."""
+    leak = d.problem.answer is not None and verify.mentions_answer(reply, d.problem.answer)
+    d.leaks += leak
+    d.segments.append(("teacher", chat.teacher_turn(reply)))
+    d.messages.append({"role": "teacher", "turn": turn, "text": reply, "leak": leak})
 
 
 def fit_context(problems: list[Problem], teacher, chat: ChatFormat, max_dialogue_tokens: int, room: int,
