@@ -86,6 +86,13 @@ class Dialogue:
             d["segments"] = [[role, seg] for role, seg in self.segments]
         return d
 
+    def tokens(self, tokenizer) -> list[list]:
+        """The training sequence token by token: [the token's text, its segment's role, its loss-mask value]
+        (report.html colours them: only the student's tokens train)."""
+        roles = [role for role, seg in self.segments for _ in seg]
+        pieces = tokenizer.batch_decode([[i] for i in self.ids])
+        return [list(t) for t in zip(pieces, roles, self.student_mask)]
+
     def render(self) -> str:
         """The dialogue as a person reads it."""
         lines = [f"[{self.problem.id}] gold: {self.problem.answer}  ->  "

@@ -32,8 +32,8 @@ A run writes to its folder (--out, default runs/<task>-<method>-<time>): config.
 seed, seed-K/ with metrics.jsonl (and, with --tensorboard, the same numbers in TensorBoard's event files),
 checkpoints/ (save_pretrained format; a LoRA run's: the adapters in PEFT's layout, enough to resume),
 merged/ (a LoRA run's trained model, adapters merged, in save_pretrained format: for plain transformers and
-evaluate.py) and sft_dataset.jsonl; and eval.json, results.md, plots and dialogues/*.jsonl. A killed run
-continues with --resume --out DIR.
+evaluate.py) and sft_dataset.jsonl; and eval.json, results.md, report.html (all of it, on one page), plots
+and dialogues/*.jsonl. A killed run continues with --resume --out DIR.
 This is the only file that knows the whole recipe; each stage lives in its own file.
 
     torchrun --nproc-per-node K sml.py ...   # the same recipe on K GPUs (or K CPU processes)
