@@ -73,8 +73,9 @@ def main(argv=None) -> None:
     print(f"You are the teacher of {' and '.join(s.name for s in students)} ({args.task}; at most {args.turns} "
           f"student turns; temperature {args.temperature}).")
     if any(s.tiny for s in students):
-        print('The tiny student understands replies in the tiny world\'s form: "52 is 3 too high." or "52 is more '
-              'than 9 too high.".')
+        print("The tiny student reads replies in its teacher's form: " + (
+            '"Test 1 (fail): input \'1\' | expected \'63\' | got \'59\'" (the first failing test).' if args.task == "code"
+            else '"52 is 3 too high." or "52 is more than 9 too high.".'))
     print(HELP.format(n=len(problems)))
     first = args.problem
     while True:
@@ -109,12 +110,11 @@ def talk(students: list[Student], problem: tasks.Problem, turns: int, seed: int)
                            "ended: a turn ran past --max-turn-tokens" if s.d.overlong else f"unsolved after {t} turns")
                 print(f"{s.name}: {outcome}.")
             return None
-        reply = ask_reply(going)
-        if reply in ("new", "quit"):
-            return reply if reply == "quit" else None
+        kind, reply = ask_reply(going)
+        if kind in ("new", "quit"):
+            return kind if kind == "quit" else None
         for s in going:                  # one reply for every student, or each its own scripted hint (/hint)
-            text = reply if isinstance(reply, str) else reply[s.name]
-            dialogue.teacher_turn(s.d, s.chat, text, t + 1)
+            dialogue.teacher_turn(s.d, s.chat, reply if kind == "reply" else reply[s.name], t + 1)
             if s.d.messages[-1]["leak"]:
                 print("  (this reply names the answer: the paper's teacher never does; a rollout counts it as a leak)")
     return None
@@ -174,14 +174,15 @@ def pick(problems: list[tasks.Problem], line: str) -> tasks.Problem | None:
     return problems[k - 1]
 
 
-def ask_reply(going: list[Student]):
-    """The teacher's reply: a text for every student, {name: text} for /hint, or "new" / "quit"."""
+def ask_reply(going: list[Student]) -> tuple[str, str | dict | None]:
+    """The teacher's next move: ("reply", text for every student), ("hints", {name: the scripted reply}),
+    ("new", None) or ("quit", None)."""
     while True:
         line = read("teacher> ")
         if line is None or line == "/quit":
-            return "quit"
+            return "quit", None
         if line == "/new":
-            return "new"
+            return "new", None
         if line == "/hint":
             hints = {s.name: scripted_reply(s) for s in going}
             if None in hints.values():
@@ -190,14 +191,14 @@ def ask_reply(going: list[Student]):
                 continue
             for name, text in hints.items():
                 show_teacher(text, name if len(going) > 1 else "")
-            return hints
+            return "hints", hints
         if not line:
             print(f"An empty reply says nothing to the student. {TEACHER_HELP}")
             continue
         if line.startswith("/"):
             print(f"{line} is no command. {TEACHER_HELP}")
             continue
-        return line
+        return "reply", line
 
 
 def scripted_reply(s: Student) -> str | None:

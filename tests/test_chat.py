@@ -92,13 +92,14 @@ def test_two_students_get_the_same_reply_and_one_uses_it(monkeypatch, capsys, st
 
 
 def test_hint_sends_the_scripted_reply_and_a_picked_problem_is_the_eval_sets(monkeypatch, capsys, students):
-    out = run_chat(monkeypatch, capsys, "0\n/nope\n/list\n\n1\n/hint\n", students[0], "--turns", "2")
+    out = run_chat(monkeypatch, capsys, "0\n/nope\n/list\n\n1\n/hint\nquit\n", students[0], "--turns", "3")
     assert "There is no problem 0: pick a number from 1 to 200." in out
     assert "/nope is no command here" in out and "An empty line is no problem." in out
     first = chat.evaluate.load_eval_tasks("math", "tiny")["math"][0].statement
     assert f"    1  {first}" in out and f"  teacher  | {first}" in out                   # /list, then the pick
     assert out.count("  teacher  | ") == 2                                             # the opening, the /hint
-    assert "student 2|" in out
+    assert "teacher> quit\n  student 3|" in out                                       # a word is a reply
+    assert "The tiny student reads replies in its teacher's form: \"52 is 3 too high.\"" in out
 
 
 def test_a_missing_checkpoint_is_one_sentence(tmp_path):
