@@ -127,7 +127,8 @@ def training_section(out: Path) -> str:
                                "colour": colour})
                 caption = caption.replace("by turn N", f"by turn {k.rsplit('_', 1)[-1]}")
         if series:
-            charts.append(figure(chart(series, xlabel="step", ylabel=key.replace("_", " ").removesuffix(" N")),
+            charts.append(figure(chart(series, xlabel="step", ylabel=key.replace("_", " ").removesuffix(" N"),
+                                       width=360, height=230),
                                  [s for s in series if not s.get("faint")], caption))
     return "\n".join(parts) + '<div class="charts">' + "".join(charts) + "</div>"
 
@@ -383,6 +384,7 @@ th, td { border: 1px solid #d0d7de; padding: 2px 6px; text-align: left; white-sp
 .scroll { overflow-x: auto; }
 th { background: #f6f8fa; } tbody tr:nth-child(even) { background: #fafbfc; }
 figure { display: inline-block; margin: 8px 12px 8px 0; vertical-align: top; max-width: 520px; }
+.charts figure { max-width: 360px; }
 figcaption { font-size: 0.85em; color: #57606a; }
 .key { display: inline-block; margin-right: 12px; white-space: nowrap; } .key svg { margin-right: 4px; }
 .chart { font-size: 11px; fill: #1f2328; background: #fff; }
