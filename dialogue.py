@@ -86,6 +86,13 @@ class Dialogue:
             d["segments"] = [[role, seg] for role, seg in self.segments]
         return d
 
+    def tokens(self, tokenizer) -> list[list]:
+        """The training sequence token by token: [the token's text, its segment's role, its loss-mask value]
+        (report.html colours them: only the student's tokens train)."""
+        roles = [role for role, seg in self.segments for _ in seg]
+        pieces = tokenizer.batch_decode([[i] for i in self.ids])
+        return [list(t) for t in zip(pieces, roles, self.student_mask)]
+
     def render(self) -> str:
         """The dialogue as a person reads it."""
         lines = [f"[{self.problem.id}] gold: {self.problem.answer}  ->  "
@@ -134,7 +141,6 @@ def rollout(student, tokenizer, problems: list[Problem], teacher, *, group_size:
     what is new: the student's end-of-turn token and the teacher's reply; False re-reads the dialogue.
     """
     chat = chat or ChatFormat(tokenizer)
-    max_turn_tokens, max_dialogue_tokens = sampling.max_turn_tokens, sampling.max_dialogue_tokens
     dialogues = []
     for i, p in enumerate(problems):
         for _ in range(group_size):
@@ -146,50 +152,18 @@ def rollout(student, tokenizer, problems: list[Problem], teacher, *, group_size:
     kept = {}                                  # id(dialogue) -> its keys and values while it goes on
     bar = _progress(max_turns, "rollout", progress)
     for t in range(1, max_turns + 1):
-        active = [d for d in dialogues if not d.done]
-        for d in active:                       # no room left for a student turn: cut, not scored
-            if max_dialogue_tokens - len(d.ids) < 2:
-                d.truncated = d.done = True
-        active = [d for d in active if not d.done]
+        active = student_turn(student, tokenizer, chat, dialogues, t, sampling, seed, kept)
         if not active:
             break
-        budgets = [min(max_turn_tokens, max_dialogue_tokens - len(d.ids)) for d in active]
-        kept = {id(d): kept.get(id(d)) or PrefixCache() for d in active}     # an ended dialogue's cache goes
-        outs = generate(student, [d.ids for d in active], budgets, temperature=sampling.temperature,
-                        top_p=sampling.top_p, stop_token_ids=chat.stop_ids, pad_token_id=chat.pad_id,
-                        seed=derive_seed(seed, "turn", t), max_batch_tokens=sampling.max_batch_tokens,
-                        caches=[kept[id(d)] for d in active] if sampling.reuse_cache else None)
-        texts = tokenizer.batch_decode([[i for i in out if i not in chat.stop_ids] for out in outs],
-                                       skip_special_tokens=True)
-        verdicts = judge_all([d.problem for d in active], texts)
-        for d, out, text, verdict, budget in zip(active, outs, texts, verdicts, budgets):
-            d.segments.append(("student", out))
-            d.messages.append({"role": "student", "turn": t, "text": text.strip(), **verdict})
-            ended = out[-1] in chat.stop_ids
-            if not ended and budget < max_turn_tokens:   # the context ran out mid-turn: reward unknown
-                d.truncated = d.done = True
-            elif not ended:                              # the student never ended its turn: a failure
-                d.overlong = d.done = True
-            elif verdict["correct"]:
-                d.success_turn, d.done = t, True
         wrong = [d for d in active if not d.done]
         if on_incorrect is not None and wrong and t < max_turns:   # only a turn the teacher will answer
             on_incorrect(wrong, t)
         if t < max_turns and wrong:
-            replies = teacher.reply(wrong)
-            for d, reply in zip(wrong, replies):
+            for d, reply in zip(wrong, teacher.reply(wrong)):
                 if reply is None:              # the teacher has nothing left to say (last shard given)
                     d.done = True
                     continue
-                leak = d.problem.answer is not None and verify.mentions_answer(reply, d.problem.answer)
-                d.leaks += leak
-                if leak and getattr(teacher, "withhold_leaks", False):   # README: "What a leaked reply does"
-                    d.messages.append({"role": "teacher", "turn": t + 1, "text": reply, "leak": True,
-                                       "withheld": True})
-                    d.truncated = d.done = True     # its next turn would copy: reward unknown, not trained on
-                    continue
-                d.segments.append(("teacher", chat.teacher_turn(reply)))
-                d.messages.append({"role": "teacher", "turn": t + 1, "text": reply, "leak": leak})
+                teacher_turn(d, chat, reply, t + 1, withhold_leaks=getattr(teacher, "withhold_leaks", False))
         bar.update(1)
         bar.set_postfix(solved=f"{sum(d.success_turn is not None for d in dialogues)}/{len(dialogues)}")
     bar.close()
@@ -197,6 +171,57 @@ def rollout(student, tokenizer, problems: list[Problem], teacher, *, group_size:
         d.done = True
     getattr(teacher, "forget", lambda: None)()     # a model teacher's caches end with the rollout
     return dialogues
+
+
+def student_turn(student, tokenizer, chat: ChatFormat, dialogues: list[Dialogue], t: int, sampling: Sampling,
+                 seed: int, kept: dict) -> list[Dialogue]:
+    """Turn t of the student in every dialogue that goes on (u_t^S ~ pi_S(.|c_t)), in one generate call, each
+    judged by verify.py (R). Returns the dialogues that took the turn; a dialogue that ended here is done: solved,
+    cut by the context (truncated) or never ending its turn (overlong). `kept` maps id(dialogue) to its keys and
+    values (generation.PrefixCache), updated in place: an ended dialogue's go. chat.py takes its turns here too."""
+    active = [d for d in dialogues if not d.done]
+    for d in active:                           # no room left for a student turn: cut, not scored
+        if sampling.max_dialogue_tokens - len(d.ids) < 2:
+            d.truncated = d.done = True
+    active = [d for d in active if not d.done]
+    if not active:
+        return []
+    budgets = [min(sampling.max_turn_tokens, sampling.max_dialogue_tokens - len(d.ids)) for d in active]
+    caches = {id(d): kept.get(id(d)) or PrefixCache() for d in active}
+    kept.clear()                               # an ended dialogue's cache goes
+    kept.update(caches)
+    outs = generate(student, [d.ids for d in active], budgets, temperature=sampling.temperature,
+                    top_p=sampling.top_p, stop_token_ids=chat.stop_ids, pad_token_id=chat.pad_id,
+                    seed=derive_seed(seed, "turn", t), max_batch_tokens=sampling.max_batch_tokens,
+                    caches=[kept[id(d)] for d in active] if sampling.reuse_cache else None)
+    texts = tokenizer.batch_decode([[i for i in out if i not in chat.stop_ids] for out in outs],
+                                   skip_special_tokens=True)
+    verdicts = judge_all([d.problem for d in active], texts)
+    for d, out, text, verdict, budget in zip(active, outs, texts, verdicts, budgets):
+        d.segments.append(("student", out))
+        d.messages.append({"role": "student", "turn": t, "text": text.strip(), **verdict})
+        ended = out[-1] in chat.stop_ids
+        if not ended and budget < sampling.max_turn_tokens:   # the context ran out mid-turn: reward unknown
+            d.truncated = d.done = True
+        elif not ended:                                       # the student never ended its turn: a failure
+            d.overlong = d.done = True
+        elif verdict["correct"]:
+            d.success_turn, d.done = t, True
+    return active
+
+
+def teacher_turn(d: Dialogue, chat: ChatFormat, reply: str, turn: int, withhold_leaks: bool = False) -> None:
+    """Append the teacher's reply as its turn `turn` (u_turn^T), checked for a leak of the answer. With
+    `withhold_leaks` (a model teacher's, README: "What a leaked reply does") a leaking reply is not delivered:
+    the dialogue ends there, cut, since the student's next turn would only copy it (reward unknown)."""
+    leak = d.problem.answer is not None and verify.mentions_answer(reply, d.problem.answer)
+    d.leaks += leak
+    if leak and withhold_leaks:
+        d.messages.append({"role": "teacher", "turn": turn, "text": reply, "leak": True, "withheld": True})
+        d.truncated = d.done = True
+        return
+    d.segments.append(("teacher", chat.teacher_turn(reply)))
+    d.messages.append({"role": "teacher", "turn": turn, "text": reply, "leak": leak})
 
 
 def fit_context(problems: list[Problem], teacher, chat: ChatFormat, max_dialogue_tokens: int, room: int,

@@ -20,8 +20,9 @@ and the problems that fit), `evaluate_model` (every task, the dialogues written)
     python evaluate.py --model tiny --label base --model runs/<run>/seed-0/checkpoints/step-N --label sml
     python evaluate.py --model google/gemma-3-12b-it --data hub --sharded-data hub --answer-loss --problems 500
 
-Output folder: eval.json ({model label: {eval task: entry}}), results.md, success_by_turn_<task>.png and
-answer_loss.png (all written by report.py), and dialogues/<label>-<task>-seed<k>.jsonl. A model inside a run
+Output folder: eval.json ({model label: {eval task: entry}}), results.md, report.html, success_by_turn_<task>.png
+and answer_loss.png (all written by report.py), dialogues/<label>-<task>-seed<k>.jsonl, and a few of them token
+by token with their loss mask, dialogues/<label>-<task>-tokens.jsonl (report.html shows them). A model inside a run
 folder is evaluated on that run's test split, and a test set that overlaps the run's training split is refused.
 
 Deviations from the paper:
@@ -288,10 +289,14 @@ def eval_suites(eval_tasks: dict, teachers: dict, chat, sampling: dialogue.Sampl
     return suites
 
 
+TOKEN_VIEWS = 3   # dialogues per model and eval task saved token by token, with their loss mask (report.html)
+
+
 def evaluate_model(model, tokenizer, suites: dict, label: str, seeds, n_turns: int, sampling: dialogue.Sampling,
                    out: Path, *, classifier=None, contexts: dict | None = None, show: bool = False):
     """One model on every eval task (sml.py's evaluations and this file's CLI): ({eval task: eval.json entry},
-    {eval task: the first seed's dialogues}). Seed k's go to out/dialogues/<label>-<task>-seed<k>.jsonl.
+    {eval task: the first seed's dialogues}). Seed k's go to out/dialogues/<label>-<task>-seed<k>.jsonl, and the
+    first seed's first TOKEN_VIEWS, token by token, to <label>-<task>-tokens.jsonl.
 
     `contexts` {eval task: Fig. 3's contexts} adds the loss on the correct answer; a task whose contexts are
     None gets them here, from this model's first-seed dialogues (fig3_contexts), for every model after it.
@@ -310,6 +315,8 @@ def evaluate_model(model, tokenizer, suites: dict, label: str, seeds, n_turns: i
         for seed, ds in zip(seeds, by_seed):
             runfolder.write_jsonl(out / "dialogues" / f"{label}-{name}-seed{seed}.jsonl",
                                   [d.to_json() for d in ds])
+        runfolder.write_jsonl(out / "dialogues" / f"{label}-{name}-tokens.jsonl",   # report.html's token view
+                              [{**d.to_json(), "tokens": d.tokens(tokenizer)} for d in by_seed[0][:TOKEN_VIEWS]])
         if show:
             runfolder.atomic_write(out / "dialogues" / f"{label}-{name}-sample.txt",
                                    "\n\n".join(d.render() for d in by_seed[0][:8]) + "\n")

@@ -6,11 +6,14 @@ evaluate.py measures; this file writes down what it measured, for a person and f
     (Fig. 4, when the models were trained on one task), turn types and questions (Fig. 5-6), the loss on the
     correct answer by turn (Fig. 3);
   * success_by_turn_<task>.png and answer_loss.png when matplotlib is installed;
+  * report.html: all of it, with the training curves and dialogues token by token, in one offline page
+    (report_html.py);
   * "A beats B": `differences`, each difference between two models' numbers with its own 95% CI (Welch's t,
     stats.welch_ci), in results.md against the base, and for any two runs from the command line.
 
     python -c "import json, report; report.write_report('out', json.load(open('runs/<run>/eval.json')))"
     python report.py compare runs/<mt-rl run> runs/<st-rl run>     # each run's trained model (or RUN:LABEL)
+    python report.py html runs/<run>                               # report.html again (report_html.py)
 
 Deviations: the paper's figures are drawn here as plain matplotlib plots and markdown tables; the
 differences with Welch's CIs are this project's addition.
@@ -27,6 +30,7 @@ from pathlib import Path
 
 from infra import runfolder
 from infra import stats
+import report_html
 
 TURN_TYPES = ("answer_attempt", "clarification", "interrogation", "discussion", "hedge", "refuse", "missing")
 QUESTION_TYPES = ("clarification", "interrogation")
@@ -39,7 +43,7 @@ ANSWER_LOSS_KINDS = {"answer_loss_placed": True, "answer_loss_not_placed": False
 
 
 def write_report(out: Path, results: dict, n_turns_train: int | None = None, trained_on: str | None = None) -> None:
-    """Write eval.json (exactly `results`: {model_label: {eval_task: entry}}), results.md and, when
+    """Write eval.json (exactly `results`: {model_label: {eval_task: entry}}), results.md, report.html and, when
     matplotlib is installed, success_by_turn_<task>.png and answer_loss.png, each atomically.
     `trained_on` (the task the models were trained on) adds Fig. 4's in-domain vs transfer table."""
     out = Path(out)
@@ -48,6 +52,15 @@ def write_report(out: Path, results: dict, n_turns_train: int | None = None, tra
     runfolder.atomic_write(out / "eval.json", json.dumps(results, indent=2))
     plots = _plots(out, results, n_turns_train)
     runfolder.atomic_write(out / "results.md", _markdown(results, plots, n_turns_train, trained_on))
+    write_html(out, results, n_turns_train, trained_on)
+
+
+def write_html(out: Path, results: dict, n_turns_train: int | None = None, trained_on: str | None = None) -> None:
+    """report.html (report_html.py): results.md's tables and this run's curves, training and dialogues, in one
+    page that needs no network; its figures are drawn as SVG, so it needs no matplotlib either."""
+    figures = [f"success_by_turn_{t}.png" for t in _tasks(results) if not t.endswith("-full")] + ["answer_loss.png"]
+    markdown = _markdown(results, figures, n_turns_train, trained_on)
+    runfolder.atomic_write(Path(out) / "report.html", report_html.page(Path(out), results, markdown, n_turns_train))
 
 
 def _tasks(results: dict) -> list[str]:
@@ -258,7 +271,7 @@ def _model(spec: str) -> tuple[str, dict]:
     f = Path(path) / "eval.json" if Path(path).is_dir() else Path(path)
     if not f.is_file():
         raise runfolder.UserError(f"{path}: there is no eval.json there; give a run folder or an eval.json file.")
-    results = json.loads(f.read_text())
+    results = read_eval_json(f)
     trained = [k for k in results if k != "base"] or list(results)
     if not label and len(trained) != 1:
         raise runfolder.UserError(f"{path} holds the models {list(results)}; name one as {path}:LABEL.")
@@ -266,6 +279,40 @@ def _model(spec: str) -> tuple[str, dict]:
     if label not in results:
         raise runfolder.UserError(f"{path} has no model {label!r}; it holds {list(results)}.")
     return f"{label} ({path})", results[label]
+
+
+def read_eval_json(path: Path) -> dict:
+    """A run's eval.json, checked (validate_eval_json); a damaged or malformed file is one sentence naming it."""
+    again = "run the evaluation again (sml.py --resume --out RUN, or evaluate.py) or restore the file"
+    try:
+        results = json.loads(Path(path).read_bytes())
+    except json.JSONDecodeError as e:
+        raise runfolder.UserError(f"{path} is damaged: it is not JSON (line {e.lineno}, column {e.colno}: {e.msg}); "
+                                  f"{again}.") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise runfolder.UserError(f"{path} cannot be read ({type(e).__name__}: {e}); {again}.") from None
+    try:
+        validate_eval_json(results)
+    except ValueError as e:
+        raise runfolder.UserError(f"{path} is not a report of this project's: {e}; {again}.") from None
+    return results
+
+
+def rebuild_html(run: str) -> Path:
+    """`python report.py html RUN`: report.html again, from the run's eval.json, config.json, metrics and
+    dialogues (a folder of evaluate.py's has no config.json: no training horizon is marked)."""
+    run = Path(run)
+    if not (run / "eval.json").is_file():
+        raise runfolder.UserError(f"{run} holds no eval.json: give the folder of a run (sml.py) or of an "
+                                  "evaluation (evaluate.py).")
+    results = read_eval_json(run / "eval.json")
+    try:
+        config = json.loads((run / "config.json").read_text()) if (run / "config.json").is_file() else {}
+    except (OSError, ValueError):
+        raise runfolder.UserError(f"{run / 'config.json'} is damaged (not JSON); restore it, or move it away to "
+                                  "build the page without the run's settings.") from None
+    write_html(run, results, config.get("turns"), config.get("task") if config.get("transfer") else None)
+    return run / "report.html"
 
 
 def compare(spec_a: str, spec_b: str, turns: list[int] | None = None) -> str:
@@ -386,16 +433,21 @@ def validate_eval_json(obj) -> None:
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description="Compare two models measured over seeds: each difference with its "
-                                "own 95% CI (Welch's t).")
+    p = argparse.ArgumentParser(description="Compare two models measured over seeds (each difference with its "
+                                "own 95% CI, Welch's t), or rebuild a run's report.html.")
     sub = p.add_subparsers(dest="command", required=True)
     c = sub.add_parser("compare", help="A against B on every eval task and number both have")
     c.add_argument("a", help="a run folder or eval.json, with :LABEL to pick a model (default: its trained model)")
     c.add_argument("b", help="the same for the model to compare against, e.g. runs/<run>:base")
     c.add_argument("--turns", type=runfolder.number(int, 1), nargs="+", help="success at these turns "
                    "(default: 1, 2, 4 and the last)")
+    h = sub.add_parser("html", help="write RUN/report.html again (a run of sml.py or a folder of evaluate.py)")
+    h.add_argument("run", help="the run folder")
     args = p.parse_args(argv)
-    print(compare(args.a, args.b, args.turns), end="")
+    if args.command == "html":
+        print(f"wrote {rebuild_html(args.run)}")
+    else:
+        print(compare(args.a, args.b, args.turns), end="")
 
 
 if __name__ == "__main__":

@@ -29,9 +29,10 @@ sentence that says what to change. Real models also recompute each decoder layer
 the most that fit).
 
 A run writes to its folder (--out, default runs/<task>-<method>-<time>): config.json; per training
-seed, seed-K/ with metrics.jsonl, checkpoints/ (save_pretrained format; a LoRA run's: the adapters in
-PEFT's layout, enough to resume), merged/ (a LoRA run's trained model, adapters merged, in save_pretrained
-format: for plain transformers and evaluate.py) and sft_dataset.jsonl; and eval.json, results.md, plots
+seed, seed-K/ with metrics.jsonl (and, with --tensorboard, the same numbers in TensorBoard's event files),
+checkpoints/ (save_pretrained format; a LoRA run's: the adapters in PEFT's layout, enough to resume),
+merged/ (a LoRA run's trained model, adapters merged, in save_pretrained format: for plain transformers and
+evaluate.py) and sft_dataset.jsonl; and eval.json, results.md, report.html (all of it, on one page), plots
 and dialogues/*.jsonl. A killed run continues with --resume --out DIR.
 This is the only file that knows the whole recipe; each stage lives in its own file.
 
@@ -159,6 +160,8 @@ def parse_args(argv=None):
                    help="keep each dialogue's keys and values between turns (default; turned off when the memory "
                    "plan cannot hold them); --no-reuse-cache re-reads the dialogue every turn")
     p.add_argument("--save-every", type=number(int, 1), default=50, help="checkpoint every K steps")
+    p.add_argument("--tensorboard", action="store_true", help="also write each metrics.jsonl row as TensorBoard "
+                   "scalars in its folder, for `tensorboard --logdir runs/` (needs `pip install tensorboard`)")
     p.add_argument("--judge", default=None,
                    help="a local chat model that classifies turn types (default: rules)")
     p.add_argument("--show", type=number(int, 0), default=4, help="dialogues to print")
@@ -210,6 +213,8 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     t_start = time.time()
+    if args.tensorboard:
+        runfolder.use_tensorboard()             # before anything runs: without the package, one sentence
     args.device = distributed.setup(args.device) or args.device   # torchrun: join the group (alone: nothing)
     random.seed(args.seed)
     torch.manual_seed(args.seed)

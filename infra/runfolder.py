@@ -9,6 +9,7 @@ rename), so a run killed at any moment leaves each file whole or absent. Checkpo
     config.json          the run's arguments; a resume must train the same thing (check_resume)
     .lock                held while a run writes the folder: a second run on it is refused
     seed-K/metrics.jsonl one line per optimiser step (appended and fsynced; cut back on resume)
+    seed-K/events.out.tfevents.*  the same numbers for TensorBoard, with --tensorboard (use_tensorboard)
     seed-K/checkpoints/step-N/   weights (or adapters) + tokenizer + trainer_state.pt; the last two are kept
     seed-K/finished      marks a stage whose last checkpoint is final
     seed-K/merged/       a LoRA run's trained model, adapters merged, in save_pretrained format (sml.py)
@@ -95,13 +96,51 @@ def write_jsonl(path, rows):
 
 
 def append_metrics(out: Path, row: dict):
-    """One line per optimiser step, on disk before the step's checkpoint can refer to it."""
+    """One line per optimiser step, on disk before the step's checkpoint can refer to it; with use_tensorboard(),
+    its numbers also go to TensorBoard's event files in the same folder."""
     if not distributed.is_main():
         return
     with open(out / "metrics.jsonl", "a") as f:
         f.write(json.dumps(row) + "\n")
         f.flush()
         os.fsync(f.fileno())
+    if _tensorboard is not None:
+        _scalars(out, row)
+
+
+# TensorBoard (sml.py --tensorboard): metrics.jsonl stays the record; the event files are a view of it, for
+# `tensorboard --logdir runs/` to draw while a run trains. None until use_tensorboard(): then a function
+# (folder, first step) -> that folder's SummaryWriter.
+_tensorboard = None
+
+
+def use_tensorboard() -> None:
+    """From now on every metrics row is also written as TensorBoard scalars beside its metrics.jsonl. Needs the
+    tensorboard package, which the project does not otherwise require. A folder's writer starts at the first
+    step this process logs there (purge_step): on --resume, TensorBoard drops what the killed run logged from
+    that step on, as truncate_metrics cuts metrics.jsonl."""
+    global _tensorboard
+    try:
+        from torch.utils.tensorboard import SummaryWriter          # imports tensorboard
+    except ImportError:
+        raise UserError("--tensorboard needs the tensorboard package: pip install tensorboard (or drop "
+                        "--tensorboard; metrics.jsonl is written either way).") from None
+    writers = {}
+
+    def writer(out: Path, first_step: int):
+        if out not in writers:
+            writers[out] = SummaryWriter(log_dir=str(out), purge_step=first_step)
+        return writers[out]
+    _tensorboard = writer
+
+
+def _scalars(out: Path, row: dict) -> None:
+    """A metrics row's numbers as scalars at its step, flushed: TensorBoard shows the run as it trains."""
+    writer = _tensorboard(out, row["step"])
+    for key, value in row.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and key != "step":
+            writer.add_scalar(key, value, row["step"])
+    writer.flush()
 
 
 def truncate_metrics(out: Path, step: int):

@@ -250,7 +250,11 @@ def test_a_two_rank_run_folder_is_written_once_like_one_process(runs):
     assert {t: e["n_problems"] for t, e in results["mt-rl"].items()} == \
         {t: e["n_problems"] for t, e in json.loads((one / "eval.json").read_text())["mt-rl"].items()}
     assert json.loads((two / "config.json").read_text())["world_size"] == 2
+    problem_ids = lambda f: [json.loads(line)["problem_id"] for line in f.read_text().splitlines()]
     for seed_file in (two / "dialogues").glob("*.jsonl"):                # each eval problem once per file
-        ids = [json.loads(line)["problem_id"] for line in seed_file.read_text().splitlines()]
-        assert len(ids) == len(set(ids)) == 5
+        ids = problem_ids(seed_file)
+        if seed_file.name.endswith("-tokens.jsonl"):                     # report.html's token views: the first few
+            assert ids == problem_ids(one / "dialogues" / seed_file.name) and len(ids) == evaluate.TOKEN_VIEWS
+        else:
+            assert len(ids) == len(set(ids)) == 5
     assert runfolder.latest_checkpoint(two / "seed-0").name == "step-000004"

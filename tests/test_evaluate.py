@@ -368,6 +368,14 @@ def test_cli_smoke(tmp_path, tok):
             rows = (out / "dialogues" / f"rand-{task}-seed{seed}.jsonl").read_text().splitlines()
             assert len(rows) == 4 and all("turn_type" in m for m in json.loads(rows[0])["messages"]
                                           if m["role"] == "student")
+    # report.html's token view: the first seed's first dialogues, each token with its role and loss mask
+    views = [json.loads(line) for line in (out / "dialogues" / "rand-math-tokens.jsonl").read_text().splitlines()]
+    first = json.loads((out / "dialogues" / "rand-math-seed0.jsonl").read_text().splitlines()[0])
+    assert len(views) == evaluate.TOKEN_VIEWS and views[0]["messages"] == first["messages"]
+    for v in views:
+        assert len(v["tokens"]) == v["n_tokens"] and sum(m for _, _, m in v["tokens"]) == v["n_student_tokens"]
+        assert all(m == (role == "student") for _, role, m in v["tokens"])
+    assert 'class="tok m1 student"' in (out / "report.html").read_text()
 
 
 def test_standalone_evaluation_has_the_same_budget_as_the_recipes():
