@@ -163,7 +163,9 @@ def ask_problem(problems: list[tasks.Problem], task: str):
     if not answer:
         print("Without its answer verify.py cannot say right or wrong: type the problem again, then its answer.")
         return "again"
-    return tasks.Problem(id="typed", task="math", statement=line, answer=answer, source="chat")
+    # answered as the task's own problems are (arith: the reply's last number; else a box)
+    return tasks.Problem(id="typed", task="math", statement=line, answer=answer, source="chat",
+                         answer_format=problems[0].answer_format if problems else "boxed")
 
 
 def pick(problems: list[tasks.Problem], line: str) -> tasks.Problem | None:
