@@ -281,8 +281,8 @@ def is_question(text: str) -> bool:
 
 # ---------------------------------------------------------------------------------------------
 # Teachers: one small interface. opening(problem) -> str; reply(dialogues) -> list[str | None].
-# The paper's two: the lazy user of sharded tasks and a frozen LLM. The tiny world's scripted teachers
-# live in tinyworld.py.
+# The paper's two: the lazy user of sharded tasks and a frozen LLM; and one whose private knowledge is the
+# verifier's output (a small real model's teacher). The tiny world's scripted teachers live in tinyworld.py.
 # ---------------------------------------------------------------------------------------------
 
 class ShardTeacher:
