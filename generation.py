@@ -12,6 +12,12 @@ lengths; it returns each one's new tokens. Greedy (temperature 0) equals Hugging
 
 Padding: prompts are left-padded into one batch (B, L), and position ids count real tokens only, so a
 padded prompt computes exactly what it would alone.
+The cache: each call allocates, per layer, one buffer of its whole length (longest prompt + largest budget,
+what `max_batch_tokens` caps) and each step writes its column in place (`BufferLayer`), as gpt-fast's static
+cache does; attention reads only the filled columns. Hugging Face's DynamicCache instead concatenates, copying
+the whole cache at every step; its StaticCache attends over all of its columns, filled or not. Sliding-window
+models keep the DynamicCache. The forward gets the cache by the name the installed transformers uses
+(`cache`, or `past_key_values` before the rename).
 Across calls: `caches` gives each prompt a PrefixCache, the keys and values of a dialogue so far (no
 padding), which the next call reads instead of prefilling that prefix again (the common prefix of the
 cached tokens and the prompt, so a rewritten turn is simply recomputed). The batch is built right-aligned:
@@ -21,7 +27,9 @@ masks are those of a fresh prefill. When a row leaves the batch, its real column
 Identical prompts with nothing cached (a GRPO group's g openings) are prefilled once and their rows copied.
 Models whose cache has sliding-window layers (Gemma 3) keep only a window of each layer's keys, so
 their prompts are prefilled whole (`reuses_cache`). Greedy tokens equal a fresh prefill's
-(tests/test_kv_reuse.py); sampled ones draw the same random numbers in the same order.
+(tests/test_kv_reuse.py); sampled ones draw the same random numbers in the same order. That holds in
+float32; in bfloat16 a cached key, computed in a batch of another shape, may round differently, so sampled
+dialogues can part ways.
 Speed: the loop asks the device for a value only every `sync_every` steps (16 on CUDA, where a sync
 stalls the queue of kernels; every step on CPU, where it costs nothing); then it also drops finished
 rows from the batch and the cache, so a few long replies don't make every row pay.
@@ -33,9 +41,7 @@ is the whole batch's stream and the same cap gives the same samples.
 
     python -m bench.generate           # against Hugging Face generate: tokens/s, and outputs checked equal
 
-Deviations: none (the paper does not say how it samples). The cache is Hugging Face's dynamic one, not a
-static one as in gpt-fast; the forward gets it by the name the installed transformers uses (`cache`, or
-`past_key_values` before the rename).
+Deviations: none (the paper does not say how it samples).
 """
 from __future__ import annotations
 
@@ -44,6 +50,8 @@ import inspect
 from dataclasses import dataclass, field
 
 import torch
+from transformers import DynamicCache
+from transformers.cache_utils import Cache, DynamicLayer
 
 
 @torch.inference_mode()   # like no_grad, and also skips autograd's version counters: cheaper small ops
@@ -72,8 +80,8 @@ def _generate_batch(model, prompts, budgets, temperature, top_p, stop_token_ids,
                     sync_every, caches):
     """generate() on one batch: prefill, a decode step per token (dropping finished rows), trim."""
     device = next(model.parameters()).device
-    cache, logits, attention, next_pos = prefill(model, prompts, pad_token_id, caches)   # (B, V), (B, L), (B,)
     B, T = len(prompts), max(budgets)
+    cache, logits, attention, next_pos = prefill(model, prompts, pad_token_id, caches, T)   # (B, V), (B, L), (B,)
     stop = torch.tensor(sorted(set(stop_token_ids)) or [-1], device=device)
     out = torch.full((B, T), pad_token_id, dtype=torch.long, device=device)       # (B, T)
     rows = torch.arange(B, device=device)          # which original prompt each live row is
@@ -100,8 +108,10 @@ def _generate_batch(model, prompts, budgets, temperature, top_p, stop_token_ids,
     return trim(out.tolist(), budgets, stop_token_ids)
 
 
-def prefill(model, prompts: list[list[int]], pad_token_id: int, caches: list[PrefixCache | None] | None = None):
-    """Run the left-padded prompts through the model once, from where each one's PrefixCache ends.
+def prefill(model, prompts: list[list[int]], pad_token_id: int, caches: list[PrefixCache | None] | None = None,
+            max_new_tokens: int = 0):
+    """Run the left-padded prompts through the model once, from where each one's PrefixCache ends; the cache
+    has room for `max_new_tokens` more columns.
     Returns (cache, last logits (B, V), attention mask (B, L), next positions (B,)).
 
     Each row is right-aligned (left padding), and only the last M columns are fed, M the longest part of
@@ -115,7 +125,8 @@ def prefill(model, prompts: list[list[int]], pad_token_id: int, caches: list[Pre
         first.setdefault(tuple(p), len(first))
     if len(first) < len(prompts) and not any(c is not None and c.layers for c in caches):
         index = torch.tensor([first[tuple(p)] for p in prompts], device=device)        # (B,) into the distinct
-        cache, logits, attention, next_pos = prefill(model, [list(p) for p in first], pad_token_id)
+        cache, logits, attention, next_pos = prefill(model, [list(p) for p in first], pad_token_id,
+                                                     max_new_tokens=max_new_tokens)
         cache.batch_select_indices(index)
         return cache, logits[index], attention[index], next_pos[index]
     reused = [c.match(p) if c is not None else 0 for c, p in zip(caches, prompts)]
@@ -129,7 +140,7 @@ def prefill(model, prompts: list[list[int]], pad_token_id: int, caches: list[Pre
         attention[i, P + M - len(p):] = 1
     input_ids, attention = input_ids.to(device), attention.to(device)             # (B, M), (B, P + M)
     position = (attention.cumsum(-1) - 1).clamp(min=0)[:, P:]                     # (B, M) real tokens only
-    cache = _new_cache(model)
+    cache = _new_cache(model, capacity=P + M + max_new_tokens)
     if P:
         _fill(cache, caches, taken, P)
     for c in caches:               # their tensors are in the batch now; generate rewrites them at the end
@@ -186,8 +197,7 @@ def reuses_cache(model) -> bool:
     """Whether PrefixCaches can serve this model: every layer of its cache is plain full attention. A
     sliding-window layer (Gemma 3) keeps only its window, so a dialogue's earlier keys are gone; such
     models prefill each turn whole."""
-    from transformers.cache_utils import DynamicLayer
-    return all(type(layer) is DynamicLayer for layer in _new_cache(model).layers)
+    return all(type(layer) is DynamicLayer for layer in DynamicCache(config=model.config).layers)
 
 
 def _fill(cache, caches, taken: list[int], P: int):
@@ -224,9 +234,46 @@ def _keep(cache, attention, rows, leaving, out, prompts, budgets, stop_token_ids
 
 # ---- the cache API in one place ----------------------------------------------------------------------
 
-def _new_cache(model):
-    from transformers import DynamicCache
-    return DynamicCache(config=model.config)
+class BufferLayer(DynamicLayer):
+    """One layer's keys and values, written in place into a buffer of the call's whole length (prompt + budget),
+    allocated at the first write. A DynamicLayer grows by torch.cat instead, copying the whole cache at every
+    decode step; here a step writes one column and attention reads a view of the filled ones."""
+
+    def __init__(self, capacity: int):
+        super().__init__()
+        self.capacity, self.length = capacity, 0
+
+    def update(self, key_states, value_states, *args, **kwargs):                 # (B, kv heads, t, head dim)
+        if not self.is_initialized:
+            B, H, _, D = key_states.shape
+            self.key_buffer = key_states.new_empty((B, H, self.capacity, D))   # (B, kv heads, capacity, head dim)
+            self.value_buffer = value_states.new_empty((B, H, self.capacity, value_states.shape[-1]))
+            self.device, self.is_initialized = key_states.device, True
+        n = self.length + key_states.shape[-2]
+        if n > self.capacity:
+            raise ValueError(f"the cache holds {self.capacity} positions and was given a {n}th: size it for the "
+                             f"prompt and every token to come (prefill's max_new_tokens)")
+        self.key_buffer[:, :, self.length:n] = key_states
+        self.value_buffer[:, :, self.length:n] = value_states
+        self.length = n
+        self.keys, self.values = self.key_buffer[:, :, :n], self.value_buffer[:, :, :n]   # (B, kv heads, n, head dim)
+        return self.keys, self.values
+
+    def get_seq_length(self) -> int:
+        return self.length
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        if self.is_initialized:
+            self.key_buffer, self.value_buffer = self.key_buffer[indices], self.value_buffer[indices]
+            self.keys, self.values = self.key_buffer[:, :, :self.length], self.value_buffer[:, :, :self.length]
+
+
+def _new_cache(model, capacity: int):
+    """A cache for one generate call: a BufferLayer of `capacity` columns per layer where every layer is plain
+    full attention; else (sliding windows) Hugging Face's DynamicCache, which keeps only each window."""
+    if not reuses_cache(model):
+        return DynamicCache(config=model.config)
+    return Cache(layers=[BufferLayer(capacity) for _ in range(model.config.num_hidden_layers)])
 
 
 def _forward(model, cache, input_ids, attention, position, **kw) -> torch.Tensor:

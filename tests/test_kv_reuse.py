@@ -123,3 +123,23 @@ def test_real_architectures_same_dialogues_with_and_without_reuse(monkeypatch, a
     assert max(d.turns for d in runs[0]) >= 2
     if arch != "gemma3-text":
         assert prefilled[1] < 0.6 * prefilled[0]      # the first turns, student's and teacher's, are all new
+
+
+def test_a_calls_cache_is_one_buffer_written_in_place(tok, talker):
+    """Decode steps write into the buffer that the prefill allocated (no copy of the cache per step), and
+    attention reads only the filled columns; sliding-window models keep Hugging Face's DynamicCache."""
+    cache = generation._new_cache(talker, capacity=12)
+    assert all(isinstance(layer, generation.BufferLayer) for layer in cache.layers)
+    ids = torch.tensor([[5, 6, 7, 8]])
+    logits = generation._forward(talker, cache, ids, torch.ones_like(ids), torch.arange(4)[None])
+    buffer = cache.layers[0].key_buffer
+    assert buffer.shape[2] == 12 and cache.get_seq_length() == 4
+    step, attention, position = logits[:, -1].argmax(-1), torch.ones(1, 4, dtype=torch.long), torch.tensor([4])
+    for n in range(5, 9):
+        _, attention, position = generation.decode_step(talker, cache, step, attention, position)
+        assert cache.layers[0].key_buffer.data_ptr() == buffer.data_ptr() and cache.layers[0].keys.shape[2] == n
+    fresh = talker(input_ids=torch.tensor([[5, 6, 7, 8, int(step)]]), use_cache=True).past_key_values
+    assert torch.allclose(cache.layers[1].keys[:, :, :5], fresh.layers[1].keys, atol=1e-5)
+    import realarch
+    gemma, _ = dialogue.load_model(str(realarch.model_folder("gemma3-text")), "cpu")
+    assert type(generation._new_cache(gemma, capacity=12)).__name__ == "DynamicCache"
