@@ -3,6 +3,8 @@
     python -m bench.rollout                        # the tiny world (its cached base), N = 4 and 10 turns
     python -m bench.rollout --model PATH           # a save_pretrained chat model, itself the teacher (math)
     python -m bench.rollout --turns 10 --problems 64 --temperature 0
+    python -m bench.rollout --model smollm2 --data arith --teacher verifier --dtype bfloat16 --turns 10 \
+        --problems 32 --group-size 1 --temperature 0.3 --max-turn-tokens 96 --max-dialogue-tokens 2048
 
 For each N it runs dialogue.rollout twice on the same problems and seed, with reuse_cache off and on, and
 prints the tokens prefilled per student token (real tokens, and the padded positions a batch computes),
@@ -36,7 +38,10 @@ def main(argv=None):
     p.add_argument("--teacher-tokens", type=int, default=128, help="a model teacher's reply budget")
     p.add_argument("--temperature", type=float, default=1.0, help="0: greedy")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--data", default=str(FIXTURE), help="Omni-MATH jsonl for a real model's problems")
+    p.add_argument("--data", default=str(FIXTURE), help="Omni-MATH jsonl for a real model's problems, or 'arith'")
+    p.add_argument("--teacher", default="model", help="a real model's teacher: 'model' (itself, holding the answer), "
+                   "'verifier' or 'verdict'")
+    p.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], default="auto")
     p.add_argument("--device")
     args = p.parse_args(argv)
     tiny = args.model == "tiny"
@@ -48,15 +53,19 @@ def main(argv=None):
         problems = tasks.tiny_problems("math", "test", n=args.problems)
         make_teacher = lambda reuse: tinyworld.HintTeacher()                                    # noqa: E731
     else:
-        model, tok = dialogue.load_model(args.model, device)
-        problems = (tasks.load_omni_math(args.data, "test") + tasks.load_omni_math(args.data, "train"))
-        problems = (problems * (args.problems // max(len(problems), 1) + 1))[:args.problems]
-        make_teacher = lambda reuse: dialogue.ModelTeacher(                                    # noqa: E731
-            model, tok, max_new_tokens=args.teacher_tokens, seed=args.seed, reuse_cache=reuse)
+        model, tok = dialogue.load_model(args.model, device, dtype=dialogue.DTYPES[args.dtype])
+        if args.data == "arith":
+            problems = tasks.arith_problems("test", n=args.problems, seed=args.seed)
+        else:
+            problems = (tasks.load_omni_math(args.data, "test") + tasks.load_omni_math(args.data, "train"))
+            problems = (problems * (args.problems // max(len(problems), 1) + 1))[:args.problems]
+        make_teacher = (lambda reuse: dialogue.named_teacher(args.teacher)) if args.teacher != "model" else \
+            (lambda reuse: dialogue.ModelTeacher(model, tok, max_new_tokens=args.teacher_tokens, seed=args.seed,
+                                                 reuse_cache=reuse))                         # noqa: E731
     turn_tokens = args.max_turn_tokens or (48 if tiny else 256)
     dialogue_tokens = args.max_dialogue_tokens or (1024 if tiny else 4096)
     counts = count_prefills()
-    print(f"{args.model} on {device}: {len(problems)} problems x {args.group_size}, turns of {turn_tokens} "
+    print(f"{args.model} ({next(model.parameters()).dtype}) on {device}: {len(problems)} problems x {args.group_size}, turns of {turn_tokens} "
           f"tokens, dialogues of {dialogue_tokens}, temperature {args.temperature}; cache reuse possible: "
           f"{generation.reuses_cache(model)}")
     print(f"{'N':>3} {'reuse':>5} {'prefilled/student token':>24} {'padded':>7} {'teacher':>8} {'seconds':>8} "

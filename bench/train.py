@@ -3,6 +3,8 @@
     python -m bench.train                        # CPU: a small random Qwen2-architecture model (6M parameters)
     python -m bench.train --hidden 896 --layers 24 --vocab 151936 --heads 14 --kv-heads 2 --intermediate 4864
                                                  # the Qwen2.5-0.5B architecture, random weights (for a GPU)
+    python -m bench.train --hidden 576 --intermediate 1536 --layers 30 --heads 9 --kv-heads 3 --vocab 49152 \
+        --settings lora+checkpointing --dtype bfloat16   # SmolLM2-135M's shape, as sml.py trains it on a CPU
 
 One step is what grpo.train does per batch: the rollout (dialogue.generate on B x g prompts, every row
 generating exactly --new-tokens, no stop token) and grpo.train_step (forward and backward in micro-batches,
@@ -35,6 +37,9 @@ from infra import runfolder
 MiB = 2 ** 20
 
 
+SETTINGS = ["full", "full+checkpointing", "lora", "lora+checkpointing"]
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--hidden", type=int, default=256)
@@ -49,6 +54,8 @@ def main():
     p.add_argument("--micro-batch", type=int, default=4)
     p.add_argument("--lora-rank", type=int, default=16)
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--settings", nargs="+", choices=SETTINGS, default=SETTINGS,
+                   help="which of the four to run (a real model's sml.py run is lora+checkpointing)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--dtype", choices=["float32", "bfloat16"], default=None,
                    help="default: bfloat16 on CUDA, float32 on a CPU")
@@ -73,7 +80,8 @@ def main():
     print("| setting | trainable | rollout s | train s | peak MiB, rollout | peak MiB, train | plan MiB, rollout "
           "| plan MiB, train |")
     print("|---|---|---|---|---|---|---|---|")
-    settings = [(rank, checkpointing) for rank in (0, args.lora_rank) for checkpointing in (False, True)]
+    settings = [(args.lora_rank if name.startswith("lora") else 0, name.endswith("+checkpointing"))
+                for name in args.settings]
     runs = [Run(base, rank, checkpointing, prompts, args, device) for rank, checkpointing in settings]
     for _ in range(args.repeats):          # round robin: a busy machine slows every setting alike
         for run in runs:
