@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 import torch
 
+import generation
 from infra import lora
 from infra import memory
 
 
 def cache_name(model) -> str:
     """The forward's name for the KV cache in the installed transformers (generation.py decides it)."""
-    import generation
     return generation._cache_argument(type(model))
 
 
@@ -208,8 +208,9 @@ def test_an_unknown_architecture_is_one_clear_sentence():
 
 def test_the_plan_is_close_to_the_peak_a_real_step_and_prefill_allocate():
     """Peak bytes allocated (torch.profiler, CPU, fp32) by grpo.masked_logprobs + backward with gradient
-    checkpointing and LoRA, and by dialogue.generate's prefill, against the plan's training and rollout."""
-    from transformers import DynamicCache, LlamaConfig, LlamaForCausalLM
+    checkpointing and LoRA, and by generation.generate's prefill of T - 1 tokens and its one new token,
+    against the plan's training and rollout."""
+    from transformers import LlamaConfig, LlamaForCausalLM
     import grpo
     config = LlamaConfig(vocab_size=1024, hidden_size=64, intermediate_size=256, num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=2)
@@ -228,13 +229,11 @@ def test_the_plan_is_close_to_the_peak_a_real_step_and_prefill_allocate():
         logp = grpo.masked_logprobs(model.train(), ids, mask, attention)
         (-(logp * mask).sum() / mask.sum()).backward()
 
-    def prefill():
-        attention = torch.ones(RB, T, dtype=torch.long)
-        attention[0, :16] = 0                                                # left padding, as in generate
-        with torch.no_grad():
-            model.eval()(input_ids=torch.randint(0, 1024, (RB, T)), attention_mask=attention,
-                         position_ids=(attention.cumsum(-1) - 1).clamp(min=0),
-                         use_cache=True, logits_to_keep=1, **{cache_name(model): DynamicCache(config=config)})
+    prompts = torch.randint(0, 1024, (RB, T - 1)).tolist()
+    prompts[0] = prompts[0][16:]                                             # left padding, as in a rollout
+
+    def prefill():                                 # generation's own: the call's cache buffer and the prefill
+        generation.generate(model.eval(), prompts, 1, temperature=0)
 
     assert memory.peak_bytes(train) == pytest.approx(plan["training"], rel=0.25)
     assert memory.peak_bytes(prefill) == pytest.approx(plan["rollout"], rel=0.25)
