@@ -57,7 +57,7 @@ def timed(fn, device):
     return out, time.perf_counter() - t0
 
 
-def main():
+def main(argv=None):
     p = argparse.ArgumentParser()
     p.add_argument("--model", default="tiny")
     p.add_argument("--batch", type=int, default=64)
@@ -69,7 +69,7 @@ def main():
                    help="leave out Hugging Face's static cache, static cache + torch.compile, or generate_batch")
     p.add_argument("--dtype", choices=["float32", "bfloat16"], default=None,
                    help="default: bfloat16 on CUDA, float32 on a CPU")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = getattr(torch, args.dtype or ("bfloat16" if device == "cuda" else "float32"))
     model, pad, vocab = build(args.model, device, dtype)
