@@ -413,14 +413,13 @@ def parse_args(argv=None):
     p.add_argument("--out", help="default: runs/eval-<task>-<time>")
     args = p.parse_args(argv)
     tiny, arith = args.data == "tiny", args.data == "arith"
-    arith_decoding = tasks.ARITH_DECODING if arith else {}
+    decoding = tasks.default_decoding(tiny, arith)
     args.model = args.model or ["tiny"]
     args.problems = args.problems or (200 if arith else None)
-    args.temperature = arith_decoding.get("temperature", 1.0) if args.temperature is None else args.temperature
-    args.max_turn_tokens = args.max_turn_tokens or (48 if tiny else arith_decoding.get("max_turn_tokens", 1024))
+    args.temperature = decoding["temperature"] if args.temperature is None else args.temperature
+    args.max_turn_tokens = args.max_turn_tokens or decoding["max_turn_tokens"]
     # as sml.py's evaluation: twice its training budget
-    args.max_dialogue_tokens = args.max_dialogue_tokens or 2 * (512 if tiny else
-                                                                arith_decoding.get("max_dialogue_tokens", 8192))
+    args.max_dialogue_tokens = args.max_dialogue_tokens or 2 * decoding["max_dialogue_tokens"]
     args.out = Path(args.out or f"runs/eval-{args.task}-{time.strftime('%Y%m%d-%H%M%S')}")
     args.max_batch_tokens = args.rollout_batch * args.max_dialogue_tokens if args.rollout_batch else None
     return args

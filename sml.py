@@ -184,11 +184,10 @@ def parse_args(argv=None):
     if args.problems is None:
         args.problems = (TINY_CODE_PROBLEMS if args.task == "code" else TINY_MATH_PROBLEMS) if tiny else 2000
     args.eval_problems = args.eval_problems or (200 if tiny or arith else 500)
-    arith_decoding = tasks.ARITH_DECODING if arith else {}
-    args.temperature = arith_decoding.get("temperature", 1.0) if args.temperature is None else args.temperature
-    args.max_turn_tokens = args.max_turn_tokens or (48 if tiny else arith_decoding.get("max_turn_tokens", 1024))
-    args.max_dialogue_tokens = args.max_dialogue_tokens or (512 if tiny else
-                                                            arith_decoding.get("max_dialogue_tokens", 8192))
+    decoding = tasks.default_decoding(tiny, arith)
+    args.temperature = decoding["temperature"] if args.temperature is None else args.temperature
+    args.max_turn_tokens = args.max_turn_tokens or decoding["max_turn_tokens"]
+    args.max_dialogue_tokens = args.max_dialogue_tokens or decoding["max_dialogue_tokens"]
     args.lora_alpha = (args.lora_alpha or 2.0 * args.lora_rank) if args.lora_rank else None
     args.lora_targets = [t for t in args.lora_targets.split(",") if t] if args.lora_rank else None
     args.grad_checkpointing = not tiny if args.grad_checkpointing is None else args.grad_checkpointing

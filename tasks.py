@@ -105,9 +105,15 @@ def tiny_code_problems(split: str, n: int | None = None, seed: int = 0, sharded:
 
 
 ARITH_RANGE = range(10, 100)   # a + b with two two-digit numbers: SmolLM2-135M-Instruct gets about 1 in 4 right
-# How a 135M model samples arith (sml.py's and evaluate.py's defaults with --data arith): its sums fall apart at
-# temperature 1; a sum's answer takes a line, so a turn not ended by 96 tokens is rambling.
-ARITH_DECODING = {"temperature": 0.3, "max_turn_tokens": 96, "max_dialogue_tokens": 1024}
+
+
+def default_decoding(tiny: bool, arith: bool) -> dict:
+    """The student's sampling defaults in training (sml.py; evaluate.py doubles the dialogue for N = 10): the tiny
+    world's 48-token turns; for a 135M model's sums, temperature 0.3 (at 1 its sums fall apart) and 96-token turns
+    (a sum's answer takes a line: a turn not ended by then is rambling); else the paper's temperature 1 with room
+    for a real model's reasoning."""
+    turn, dialogue = (48, 512) if tiny else (96, 1024) if arith else (1024, 8192)
+    return {"temperature": 0.3 if arith else 1.0, "max_turn_tokens": turn, "max_dialogue_tokens": dialogue}
 
 
 def arith_problems(split: str, n: int | None = None, seed: int = 0) -> list[Problem]:

@@ -13,9 +13,9 @@ prompts of mixed lengths; under greedy decoding the table counts the rows that e
 (float32 rounding can flip a near tie where a cache's sums run in another order). Tokens/s counts generated
 tokens only.
 The generators take turns, round after round, so a slow spell of a shared machine hits all of them; the
-table gives each one's fastest and median round, and its speed against the best Hugging Face row by each. On CUDA it also prints peak memory and the decode step's
-share of the memory-bandwidth limit (every step must read all weights and the KV cache once: bytes per
-step / HBM bandwidth is the floor on its time).
+table gives each one's fastest and median round, and its speed against the best Hugging Face row by each.
+On CUDA it also prints peak memory and the decode step's share of the memory-bandwidth limit (every step
+must read all weights and the KV cache once: bytes per step / HBM bandwidth is the floor on its time).
 Not in the paper: it checks the speed and exactness of the sampling that §4.2-4.3's rollouts run.
 """
 from __future__ import annotations

@@ -39,8 +39,8 @@ def main(argv=None):
     p.add_argument("--temperature", type=float, default=1.0, help="0: greedy")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data", default=str(FIXTURE), help="Omni-MATH jsonl for a real model's problems, or 'arith'")
-    p.add_argument("--teacher", default="model", help="a real model's teacher: 'model' (itself, holding the answer), "
-                   "'verifier' or 'verdict'")
+    p.add_argument("--teacher", choices=["model", "verifier", "verdict"], default="model",
+                   help="a real model's teacher: itself holding the answer, or dialogue.named_teacher's")
     p.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], default="auto")
     p.add_argument("--device")
     args = p.parse_args(argv)
@@ -59,15 +59,18 @@ def main(argv=None):
         else:
             problems = (tasks.load_omni_math(args.data, "test") + tasks.load_omni_math(args.data, "train"))
             problems = (problems * (args.problems // max(len(problems), 1) + 1))[:args.problems]
-        make_teacher = (lambda reuse: dialogue.named_teacher(args.teacher)) if args.teacher != "model" else \
-            (lambda reuse: dialogue.ModelTeacher(model, tok, max_new_tokens=args.teacher_tokens, seed=args.seed,
-                                                 reuse_cache=reuse))                         # noqa: E731
+
+        def make_teacher(reuse):
+            if args.teacher != "model":
+                return dialogue.named_teacher(args.teacher)
+            return dialogue.ModelTeacher(model, tok, max_new_tokens=args.teacher_tokens, seed=args.seed,
+                                         reuse_cache=reuse)
     turn_tokens = args.max_turn_tokens or (48 if tiny else 256)
     dialogue_tokens = args.max_dialogue_tokens or (1024 if tiny else 4096)
     counts = count_prefills()
-    print(f"{args.model} ({next(model.parameters()).dtype}) on {device}: {len(problems)} problems x {args.group_size}, turns of {turn_tokens} "
-          f"tokens, dialogues of {dialogue_tokens}, temperature {args.temperature}; cache reuse possible: "
-          f"{generation.reuses_cache(model)}")
+    print(f"{args.model} ({next(model.parameters()).dtype}) on {device}: {len(problems)} problems x "
+          f"{args.group_size}, turns of {turn_tokens} tokens, dialogues of {dialogue_tokens}, temperature "
+          f"{args.temperature}; cache reuse possible: {generation.reuses_cache(model)}")
     print(f"{'N':>3} {'reuse':>5} {'prefilled/student token':>24} {'padded':>7} {'teacher':>8} {'seconds':>8} "
           f"{'turns':>6}  same dialogues")
     for n in args.turns:
