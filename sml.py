@@ -75,8 +75,9 @@ TINY_MATH_PROBLEMS = 1280   # one epoch = 160 GRPO steps of 8 problems: a sample
 TINY_CODE_PROBLEMS = 320    # every program runs in the sandbox, which is slow: a shorter epoch
 METHODS = ["mt-rl", "mt-sft", "st-rl", "st-rl-g32", "st-sft", "qprime", "sft-rl"]
 GRPO_METHODS = ("mt-rl", "st-rl", "st-rl-g32", "qprime", "sft-rl")
-# What a resumed run must share with the run it continues: everything that changes what is trained.
-TRAINING_KEYS = ["task", "method", "model", "teacher", "data", "dataset", "problems", "seeds", "seed", "turns",
+# What a resumed run must share with the run it continues: everything that changes what is trained. Not --seeds:
+# seed K trains the same whatever their number, so a resume with a larger --seeds adds seeds to a finished run.
+TRAINING_KEYS = ["task", "method", "model", "teacher", "data", "dataset", "problems", "seed", "turns",
                  "group_size", "batch_problems", "gamma", "beta", "ppo_epochs", "lr", "warmup_steps", "loss_norm",
                  "temperature", "top_p", "max_turn_tokens", "max_dialogue_tokens", "lora_rank", "lora_alpha",
                  "lora_targets"]
@@ -225,8 +226,7 @@ def main(argv=None):
     def claim_folder(held):
         held.enter_context(runfolder.lock(args.out))
         runfolder.check_resume(args.out, config, args.resume, TRAINING_KEYS)
-        if not args.resume:
-            write_json(args.out / "config.json", config)
+        write_json(args.out / "config.json", config)     # a resume may change --seeds and the evaluation's settings
     try:
         with contextlib.ExitStack() as held:
             distributed.on_main(lambda: claim_folder(held))   # rank 0 holds the folder; its refusal stops all

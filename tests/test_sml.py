@@ -90,6 +90,11 @@ def test_resume_after_finish_reuses_the_trained_model(tmp_path, capsys):
     assert (out / "seed-0" / "metrics.jsonl").read_text() == steps          # nothing trained twice
     assert json.loads((out / "eval.json").read_text())["mt-rl"]["math"]["success_at_turn"] == \
         first["mt-rl"]["math"]["success_at_turn"]
+    sml.main(["--task", "math", "--out", str(out), "--resume", "--seeds", "2", *TINY])   # one seed more
+    assert (out / "seed-0" / "metrics.jsonl").read_text() == steps and (out / "seed-1" / "finished").exists()
+    per_seed = json.loads((out / "eval.json").read_text())["mt-rl"]["math"]["per_seed"]
+    assert len(per_seed) == 2 and per_seed[0] == first["mt-rl"]["math"]["per_seed"][0]
+    assert json.loads((out / "config.json").read_text())["seeds"] == 2
 
 
 def test_bad_data_path_is_one_sentence(tmp_path):
