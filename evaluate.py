@@ -408,8 +408,8 @@ def parse_args(argv=None):
                    "context (default: every problem at once); a 12B model on one GPU needs a few (README)")
     p.add_argument("--device")
     p.add_argument("--dtype", choices=list(dialogue.DTYPES), default="auto",
-                   help="of a real model's weights; auto: bf16 on CUDA, fp32 on a CPU (bfloat16 is faster on CPUs with "
-                   "native bf16)")
+                   help="of a real model's weights; auto: bf16 on CUDA, and on a CPU with native bf16 for a model "
+                   "released in 16 bits or as GGUF; else fp32 (dialogue.default_dtype)")
     p.add_argument("--out", help="default: runs/eval-<task>-<time>")
     args = p.parse_args(argv)
     tiny, arith = args.data == "tiny", args.data == "arith"

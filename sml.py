@@ -169,8 +169,8 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None)
     p.add_argument("--dtype", choices=list(dialogue.DTYPES), default="auto",
-                   help="of a real model's weights; auto: bf16 on CUDA, fp32 on a CPU (bfloat16 is faster on CPUs with "
-                   "native bf16)")
+                   help="of a real model's weights; auto: bf16 on CUDA, and on a CPU with native bf16 for a model "
+                   "released in 16 bits or as GGUF; else fp32 (dialogue.default_dtype)")
     p.add_argument("--out", default=None)
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoints")
     args = p.parse_args(argv)

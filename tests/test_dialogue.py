@@ -1,4 +1,6 @@
 """dialogue.py: generation equals Hugging Face's, segments and masks are exact, the rollout loop's rules."""
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -195,6 +197,29 @@ def test_saved_tiny_model_loads_back_through_load_model(tok, model, tmp_path):
     m, t = dialogue.load_model(str(tmp_path / "m"), "cpu")
     assert t.apply_chat_template([{"role": "user", "content": "x"}], tokenize=False) == "<|bos|><|user|>x<|end|>"
     assert generate(m, [[5, 6, 7]], 5, temperature=0) == generate(model, [[5, 6, 7]], 5, temperature=0)
+
+
+def test_auto_dtype_is_bf16_only_for_16_bit_models_on_a_cpu_with_native_bf16(tok, model, tmp_path, monkeypatch):
+    model.save_pretrained(tmp_path / "fp32")                               # the tiny world: stored in fp32
+    model.to(torch.bfloat16).save_pretrained(tmp_path / "bf16")            # a released model: stored in 16 bits
+    model.float()
+    for folder in ("fp32", "bf16"):
+        tok.save_pretrained(tmp_path / folder)
+    for native, want in ((True, {"fp32": torch.float32, "bf16": torch.bfloat16}),
+                         (False, {"fp32": torch.float32, "bf16": torch.float32})):
+        monkeypatch.setattr(dialogue, "native_bf16", lambda: native)
+        for folder, dtype in want.items():
+            assert dialogue.load_model(str(tmp_path / folder), "cpu")[0].dtype == dtype, (native, folder)
+    assert dialogue.load_model(str(tmp_path / "bf16"), "cpu", torch.float32)[0].dtype == torch.float32  # --dtype
+    assert dialogue.default_dtype("cuda", torch.float32) == torch.bfloat16
+
+
+def test_native_bf16_agrees_with_the_cpu_flags():
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.exists():
+        pytest.skip("reads Linux's /proc/cpuinfo")
+    flags = set(cpuinfo.read_text().split())
+    assert dialogue.native_bf16() == bool({"avx512_bf16", "amx_tile"} & flags)
 
 
 def test_code_dialogue_runs_tests_in_the_sandbox_and_relays_feedback(monkeypatch, tok):
