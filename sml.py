@@ -32,8 +32,9 @@ A run writes to its folder (--out, default runs/<task>-<method>-<time>): config.
 seed, seed-K/ with metrics.jsonl (and, with --tensorboard, the same numbers in TensorBoard's event files),
 checkpoints/ (save_pretrained format; a LoRA run's: the adapters in PEFT's layout, enough to resume),
 merged/ (a LoRA run's trained model, adapters merged, in save_pretrained format: for plain transformers and
-evaluate.py) and sft_dataset.jsonl; and eval.json, results.md, report.html (all of it, on one page), plots
-and dialogues/*.jsonl. A killed run continues with --resume --out DIR.
+evaluate.py), sft_dataset.jsonl and eval.json (its evaluation); and eval.json, results.md, report.html (all
+of it, on one page), plots and dialogues/*.jsonl. A killed run continues with --resume --out DIR, and a
+finished one gains seeds with --resume --seeds K (seeds already trained and evaluated are read back).
 This is the only file that knows the whole recipe; each stage lives in its own file.
 
     torchrun --nproc-per-node K sml.py ...   # the same recipe on K GPUs (or K CPU processes)
@@ -48,6 +49,7 @@ import argparse
 import contextlib
 import copy
 import dataclasses
+import json
 import os
 import random
 import sys
@@ -81,6 +83,9 @@ TRAINING_KEYS = ["task", "method", "model", "teacher", "data", "dataset", "probl
                  "group_size", "batch_problems", "gamma", "beta", "ppo_epochs", "lr", "warmup_steps", "loss_norm",
                  "temperature", "top_p", "max_turn_tokens", "max_dialogue_tokens", "lora_rank", "lora_alpha",
                  "lora_targets"]
+# What a trained seed's evaluation depends on besides its training: a resume with the same reads it back.
+EVAL_KEYS = ["eval_turns", "eval_problems", "eval_data", "sharded_data", "transfer", "transfer_data", "judge",
+             "dtype", "reuse_cache"]
 
 
 def parse_args(argv=None):
@@ -278,7 +283,7 @@ def run(args):
         merged = args.out / f"seed-{seed}" / "merged"
         if lora.adapters(student) and distributed.is_main() and not merged.exists():
             lora.save_merged(student, tokenizer, merged)   # for plain transformers
-        entries = run_eval(args, student, tokenizer, suites, f"{args.method}-seed{seed}", [seed], contexts)
+        entries = seed_eval(args, student, tokenizer, suites, seed, contexts)
         for name, entry in entries.items():
             trained[name].append(entry)
         del student
@@ -399,6 +404,19 @@ def run_eval(args, model, tokenizer, suites, label, seeds, contexts) -> dict:
     results, _ = evaluate.evaluate_model(model, tokenizer, suites, label, seeds, args.eval_turns,
                                          eval_sampling(args), args.out, classifier=classifier, contexts=contexts)
     return results
+
+
+def seed_eval(args, student, tokenizer, suites, seed: int, contexts) -> dict:
+    """A trained seed's evaluation, kept in seed-K/eval.json: a resumed run whose evaluation settings are the same
+    reads it back instead of spending minutes on it again (a real model's N = 10 evaluation)."""
+    path = args.out / f"seed-{seed}" / "eval.json"
+    settings = {k: getattr(args, k) for k in EVAL_KEYS}
+    if args.resume and path.exists() and json.loads(path.read_text())["settings"] == settings:
+        print(f"seed {seed}: its evaluation is in {path}")
+        return json.loads(path.read_text())["results"]
+    entries = run_eval(args, student, tokenizer, suites, f"{args.method}-seed{seed}", [seed], contexts)
+    distributed.on_main(lambda: write_json(path, {"settings": settings, "results": entries}))
+    return entries
 
 
 def train_sampling(args) -> dialogue.Sampling:

@@ -81,20 +81,29 @@ def test_code_task_and_transfer_run_end_to_end(tmp_path):
     assert config["task"] == "code" and config["max_turn_tokens"] == 48
 
 
-def test_resume_after_finish_reuses_the_trained_model(tmp_path, capsys):
+def test_resume_after_finish_reuses_the_trained_model(tmp_path, capsys, monkeypatch):
     out = tmp_path / "run"
     sml.main(["--task", "math", "--out", str(out), *TINY])
     first = json.loads((out / "eval.json").read_text())
     steps = (out / "seed-0" / "metrics.jsonl").read_text()
+    evaluated = []
+    real_eval = sml.run_eval
+    monkeypatch.setattr(sml, "run_eval", lambda args, model, tok, suites, label, *a: evaluated.append(label) or
+                        real_eval(args, model, tok, suites, label, *a))
     sml.main(["--task", "math", "--out", str(out), "--resume", *TINY])
     assert (out / "seed-0" / "metrics.jsonl").read_text() == steps          # nothing trained twice
+    assert evaluated == ["base"]                                  # nor the trained seed evaluated twice
     assert json.loads((out / "eval.json").read_text())["mt-rl"]["math"]["success_at_turn"] == \
         first["mt-rl"]["math"]["success_at_turn"]
     sml.main(["--task", "math", "--out", str(out), "--resume", "--seeds", "2", *TINY])   # one seed more
     assert (out / "seed-0" / "metrics.jsonl").read_text() == steps and (out / "seed-1" / "finished").exists()
     per_seed = json.loads((out / "eval.json").read_text())["mt-rl"]["math"]["per_seed"]
     assert len(per_seed) == 2 and per_seed[0] == first["mt-rl"]["math"]["per_seed"][0]
-    assert json.loads((out / "config.json").read_text())["seeds"] == 2
+    assert json.loads((out / "config.json").read_text())["seeds"] == 2 and evaluated[-2:] == ["base", "mt-rl-seed1"]
+    sml.main(["--task", "math", "--out", str(out), "--resume", "--seeds", "2", *TINY,
+              "--eval-turns", "2"])                   # another evaluation setting: every model is evaluated again
+    assert evaluated[-3:] == ["base", "mt-rl-seed0", "mt-rl-seed1"]
+    assert json.loads((out / "eval.json").read_text())["mt-rl"]["math"]["n_turns"] == 2
 
 
 def test_bad_data_path_is_one_sentence(tmp_path):
