@@ -411,9 +411,10 @@ def seed_eval(args, student, tokenizer, suites, seed: int, contexts) -> dict:
     reads it back instead of spending minutes on it again (a real model's N = 10 evaluation)."""
     path = args.out / f"seed-{seed}" / "eval.json"
     settings = {k: getattr(args, k) for k in EVAL_KEYS}
-    if args.resume and path.exists() and json.loads(path.read_text())["settings"] == settings:
+    saved = json.loads(path.read_text()) if args.resume and path.exists() else {}
+    if saved.get("settings") == settings:
         print(f"seed {seed}: its evaluation is in {path}")
-        return json.loads(path.read_text())["results"]
+        return saved["results"]
     entries = run_eval(args, student, tokenizer, suites, f"{args.method}-seed{seed}", [seed], contexts)
     distributed.on_main(lambda: write_json(path, {"settings": settings, "results": entries}))
     return entries
